@@ -1,0 +1,117 @@
+"""HTTP plumbing shared by every blueprint: JSON and problem+json answers, query parsing, error mapping.
+
+This module is the one place that chooses HTTP status codes for the project's errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import azure.functions as func
+
+from core.errors import (
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    GatewayError,
+    InvalidInput,
+    InvalidValues,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[GatewayError], int] = {
+    InvalidInput: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    InvalidValues: 422,
+    Unavailable: 503,
+}
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def status_of(error: GatewayError) -> int:
+    """The HTTP status for a project error; anything unmapped is a server fault."""
+    for kind in type(error).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    """A JSON answer."""
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False), status_code=status, headers=headers, mimetype="application/json"
+    )
+
+
+def problem(status: int, title: str, detail: str, errors: list[FieldProblem] | None = None) -> func.HttpResponse:
+    """An RFC 9457 problem+json answer; `errors` lists field-level problems when there are any."""
+    body: dict[str, Any] = {
+        "type": f"urn:simgate:problem:{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = [e.as_dict() for e in errors]
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False), status_code=status, mimetype="application/problem+json"
+    )
+
+
+def answers_problems(handler: Handler) -> Handler:
+    """Turn project errors into problem+json and anything unexpected into a logged, detail-free 500."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except Exception as exc:
+            status = status_of(exc) if isinstance(exc, GatewayError) else 500
+            if status >= 500:
+                log.exception("%s %s failed", req.method, req.url)
+            if isinstance(exc, GatewayError) and status != 500:
+                return problem(status, exc.title, exc.detail, exc.errors)
+            # A 500 is a bug; its details (paths, internals) stay in the log.
+            return problem(500, "Internal error", "the gateway failed to answer; the error is logged")
+
+    return wrapper
+
+
+def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high], or `InvalidInput` naming it."""
+    raw = req.params.get(name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        raise InvalidInput.field(name, f"must be a whole number from {low} to {high}", "query")
+    value = int(text)
+    if not low <= value <= high:
+        raise InvalidInput.field(name, f"must be from {low} to {high}, not {value}", "query")
+    return value
+
+
+def page_links(req: func.HttpRequest, page: int, per_page: int, total: int) -> str:
+    """An RFC 8288 `Link` header with first, prev, next and last pages of a page-numbered list."""
+    last = max(1, -(-total // per_page))
+    prev = min(page - 1, last) if page > 1 else None
+    rels = {"first": 1, "prev": prev, "next": page + 1 if page < last else None, "last": last}
+    return ", ".join(f'<{_with_page(req.url, n, per_page)}>; rel="{rel}"' for rel, n in rels.items() if n)
+
+
+def _with_page(url: str, page: int, per_page: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=urlencode({"page": page, "per_page": per_page})))

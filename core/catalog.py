@@ -1,0 +1,139 @@
+"""The case catalog: read `cases/*/case.yaml` once, validate it, and answer the public case routes from memory.
+
+The catalog ships inside the deployment package, so it is read from disk on first use and kept for the life of the
+worker: the case routes cost no storage round trip. A broken case file is a deployment bug and fails loudly with
+the file and the field named.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.cases import NODE_TYPES, Case, Group, Node
+from core.errors import CatalogError, NotFound
+
+CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+CASE_FILE = "case.yaml"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every case, ordered by id, with lookups by id and by slug."""
+
+    cases: tuple[Case, ...]
+    root: Path
+
+    def get(self, ref: int | str) -> Case:
+        """The case with this id (an int) or slug (a str); `NotFound` otherwise."""
+        for case in self.cases:
+            if ref in (case.id, case.slug):
+                return case
+        raise NotFound(f"there is no case {ref!r}")
+
+    def folder(self, case: Case) -> Path:
+        """The folder holding the case's file and script templates."""
+        return self.root / case.slug
+
+
+def load_catalog(root: Path) -> Catalog:
+    """Read and validate every case folder below `root`; `CatalogError` names the first broken file and field."""
+    cases = [_load_case(folder / CASE_FILE) for folder in sorted(root.iterdir()) if (folder / CASE_FILE).is_file()]
+    if not cases:
+        raise CatalogError(f"{root}: no {CASE_FILE} found in any case folder")
+    _check_catalog(root, cases)
+    return Catalog(tuple(sorted(cases, key=lambda c: c.id)), root)
+
+
+def _load_case(path: Path) -> Case:
+    import yaml  # loaded here, not at import: the catalog is read once per worker, after a cold start
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{path}: cannot read the case file: {exc}") from exc
+    try:
+        case = Case.model_validate(data)
+    except ValidationError as exc:
+        raise CatalogError(f"{path}: {_describe(exc)}") from exc
+    _check_files(path.parent, case)
+    return case
+
+
+def _describe(exc: ValidationError) -> str:
+    """Name each bad field by its path in the file, e.g. `fields[0].fields[1].max: ...`."""
+    return "; ".join(f"{_location(err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    # pydantic puts the discriminator's tag after a list index (fields.0.float.max); the file has no such key.
+    kept = [p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in NODE_TYPES)]
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in kept).lstrip(".")
+
+
+def _check_files(folder: Path, case: Case) -> None:
+    if case.slug != folder.name:
+        raise CatalogError(f"{folder / CASE_FILE}: slug: {case.slug!r} differs from its folder name {folder.name!r}")
+    for index, script in enumerate(case.scripts):
+        if not (folder / script.template).is_file():
+            raise CatalogError(f"{folder / CASE_FILE}: scripts[{index}].template: no file {script.template!r}")
+
+
+def _check_catalog(root: Path, cases: list[Case]) -> None:
+    for key in ("id", "slug"):
+        values = [getattr(c, key) for c in cases]
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise CatalogError(f"{root}: case {key}s must be unique; repeated: {repeated}")
+
+
+@functools.cache
+def get_catalog() -> Catalog:
+    """The worker's catalog, loaded on first use from `SIMGATE_CASES_DIR` or the packaged `cases/`."""
+    return load_catalog(Path(os.environ.get("SIMGATE_CASES_DIR") or CASES_DIR))
+
+
+def case_header(case: Case) -> dict[str, Any]:
+    """The public summary of a case, as listed by `GET /case`."""
+    return {
+        "id": case.id,
+        "name": case.slug,
+        "title": case.title,
+        "description": case.description,
+        "thumbnail": case.thumbnail,
+        "links": {"self": f"/case/{case.id}"},
+    }
+
+
+def case_detail(case: Case) -> dict[str, Any]:
+    """The whole public case: header, resources, outputs and the field tree; never scripts or targets."""
+    outputs = [o.model_dump(include={"name", "label", "content_type", "description"}) for o in case.outputs]
+    return {
+        **case_header(case),
+        "resources": case.resources.model_dump(exclude_none=True),
+        "outputs": outputs,
+        "fields": [_public_node(node) for node in case.fields],
+    }
+
+
+def _public_node(node: Node) -> dict[str, Any]:
+    if isinstance(node, Group):
+        return {**node.model_dump(exclude={"fields"}), "fields": [_public_node(n) for n in node.fields]}
+    return node.model_dump()
+
+
+def list_cases(page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of case headers (pages count from 1) and the total number of cases."""
+    cases = get_catalog().cases
+    start = (page - 1) * per_page
+    return [case_header(c) for c in cases[start : start + per_page]], len(cases)
+
+
+def show_case(ref: int | str) -> dict[str, Any]:
+    """The public detail of the case with this id or slug."""
+    return case_detail(get_catalog().get(ref))

@@ -1,0 +1,99 @@
+"""The project's own errors.
+
+Every failure the gateway reports is one of these. Each class says what went wrong in the caller's terms; the
+HTTP status for each is chosen in one place (`blueprints/_http.py`), and exceptions from the Azure SDK or SSH are
+translated into these where they enter, marked `transient` when a retry may succeed.
+
+    GatewayError
+    ├── InvalidInput        a query parameter, path segment or body is malformed (400)
+    ├── Unauthenticated     no valid bearer token (401)
+    ├── Forbidden           authenticated but not allowed (403)
+    ├── NotFound            no such resource, or not the caller's (404)
+    ├── Conflict            the resource is in the wrong state for this (409)
+    ├── InvalidValues       field values break their specs (422)
+    ├── CatalogError        a case file is broken: a deployment bug, fails loudly at load
+    └── Unavailable         a dependency failed; transient (503)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One bad input: which field (or parameter), where it was sent, and what is wrong with it."""
+
+    name: str
+    detail: str
+    location: str = "body"
+
+    def as_dict(self) -> dict[str, str]:
+        """The problem as it appears in a problem+json `errors` list."""
+        return {"name": self.name, "in": self.location, "detail": self.detail}
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports; `detail` is safe to show to the caller."""
+
+    title = "Gateway error"
+    transient = False
+
+    def __init__(self, detail: str, *, errors: list[FieldProblem] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class InvalidInput(GatewayError):
+    """A request's query, path or body cannot be understood."""
+
+    title = "Invalid input"
+
+    @classmethod
+    def field(cls, name: str, detail: str, location: str) -> InvalidInput:
+        """An error about one named parameter, its name in the message and in `errors`."""
+        return cls(f"{location} parameter {name!r} {detail}", errors=[FieldProblem(name, detail, location)])
+
+
+class Unauthenticated(GatewayError):
+    """No valid credentials came with the request."""
+
+    title = "Unauthenticated"
+
+
+class Forbidden(GatewayError):
+    """The caller is known but may not do this."""
+
+    title = "Forbidden"
+
+
+class NotFound(GatewayError):
+    """No such resource (or one the caller may not see)."""
+
+    title = "Not found"
+
+
+class Conflict(GatewayError):
+    """The resource's state does not allow this request."""
+
+    title = "Conflict"
+
+
+class InvalidValues(GatewayError):
+    """One or more field values break their specs; `errors` lists every one."""
+
+    title = "Invalid field values"
+
+
+class CatalogError(GatewayError):
+    """A case definition is broken; the message names the file and the field."""
+
+    title = "Broken case catalog"
+
+
+class Unavailable(GatewayError):
+    """A dependency (storage, a simulator) could not be reached; trying again may work."""
+
+    title = "Service unavailable"
+    transient = True

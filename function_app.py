@@ -1,0 +1,8 @@
+"""The simgate Function App: builds the app and registers every blueprint, nothing else."""
+
+import azure.functions as func
+
+from blueprints.cases import bp as cases_bp
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(cases_bp)

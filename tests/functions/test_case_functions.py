@@ -1,0 +1,123 @@
+"""The case functions called as the worker calls them, and their metadata as the host reads it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from tests.functions.conftest import Call, body_of
+
+BASE = "http://127.0.0.1:7071/case"
+
+
+def test_the_app_indexes_its_case_routes(functions: dict[str, Any]) -> None:
+    routes = {name: f.get_trigger() for name, f in functions.items()}
+    assert routes["list_cases"].route == "case"
+    assert routes["show_case"].route == "case/{case_id}"
+    for name in ("list_cases", "show_case"):
+        assert [m.value for m in routes[name].methods] == ["GET"]
+        assert routes[name].auth_level == func.AuthLevel.ANONYMOUS
+
+
+def test_list_pages_through_the_three_cases(call: Call) -> None:
+    resp = call("list_cases", f"{BASE}?page=1&per_page=2", params={"page": "1", "per_page": "2"})
+    assert resp.status_code == 200
+    assert resp.mimetype == "application/json"
+    assert [c["id"] for c in body_of(resp)] == [1, 2]
+    assert resp.headers["X-Total-Count"] == "3"
+    assert resp.headers["Link"] == (
+        f'<{BASE}?page=1&per_page=2>; rel="first", <{BASE}?page=2&per_page=2>; rel="next", '
+        f'<{BASE}?page=2&per_page=2>; rel="last"'
+    )
+    second = call("list_cases", f"{BASE}?page=2&per_page=2", params={"page": "2", "per_page": "2"})
+    assert [c["name"] for c in body_of(second)] == ["dam-break"]
+    assert 'rel="prev"' in second.headers["Link"]
+    assert 'rel="next"' not in second.headers["Link"]
+
+
+def test_list_defaults_and_headers_carry_no_internals(call: Call) -> None:
+    cases = body_of(call("list_cases", BASE))
+    assert {c["name"] for c in cases} == {"cavity", "smoothie", "dam-break"}
+    for header in cases:
+        assert set(header) == {"id", "name", "title", "description", "thumbnail", "links"}
+        assert header["links"]["self"] == f"/case/{header['id']}"
+
+
+def test_a_page_past_the_end_is_empty(call: Call) -> None:
+    resp = call("list_cases", f"{BASE}?page=9", params={"page": "9"})
+    assert resp.status_code == 200
+    assert body_of(resp) == []
+    assert resp.headers["X-Total-Count"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"page": "0"}, "page"),
+        ({"page": "-1"}, "page"),
+        ({"page": "abc"}, "page"),
+        ({"page": "1.5"}, "page"),
+        ({"page": ""}, "page"),
+        ({"page": "9" * 40}, "page"),
+        ({"per_page": "1000"}, "per_page"),
+        ({"per_page": "abc"}, "per_page"),
+        ({"per_page": "0"}, "per_page"),
+        ({"per_page": "٣"}, "per_page"),
+    ],
+)
+def test_bad_paging_is_a_400_naming_the_parameter(call: Call, params: dict[str, str], name: str) -> None:
+    resp = call("list_cases", BASE, params=params)
+    assert resp.status_code == 400
+    assert resp.mimetype == "application/problem+json"
+    problem = body_of(resp)
+    assert problem["status"] == 400
+    assert problem["errors"] == [{"name": name, "in": "query", "detail": problem["errors"][0]["detail"]}]
+    assert repr(name) in problem["detail"]
+
+
+def test_show_smoothie_has_its_typed_field_tree(call: Call) -> None:
+    resp = call("show_case", f"{BASE}/2", route_params={"case_id": "2"})
+    assert resp.status_code == 200
+    case = body_of(resp)
+    assert case["id"] == 2
+    assert case["name"] == "smoothie"
+    leaves = list(_leaves(case["fields"]))
+    assert {leaf["type"] for leaf in leaves} >= {"float", "choice"}
+    for leaf in leaves:
+        assert leaf["label"]
+        if leaf["type"] in ("float", "int"):
+            assert leaf["min"] <= leaf["default"] <= leaf["max"]
+    text = resp.get_body().decode()
+    for internal in ("scripts", "target", "entry", "run.sh", "model.py", "glob"):
+        assert internal not in text
+
+
+def test_a_case_can_be_named_by_its_slug(call: Call) -> None:
+    by_slug = call("show_case", f"{BASE}/cavity", route_params={"case_id": "cavity"})
+    by_id = call("show_case", f"{BASE}/1", route_params={"case_id": "1"})
+    assert by_slug.get_body() == by_id.get_body()
+
+
+@pytest.mark.parametrize("ref", ["99", "0", "no-such-case"])
+def test_an_unknown_case_is_a_404(call: Call, ref: str) -> None:
+    resp = call("show_case", f"{BASE}/{ref}", route_params={"case_id": ref})
+    assert resp.status_code == 404
+    assert resp.mimetype == "application/problem+json"
+    assert body_of(resp)["title"] == "Not found"
+
+
+@pytest.mark.parametrize("ref", ["2.5", "-2", "Smoothie!", "x" * 300, "%00", "２"])
+def test_a_malformed_case_id_is_a_400_naming_it(call: Call, ref: str) -> None:
+    resp = call("show_case", f"{BASE}/x", route_params={"case_id": ref})
+    assert resp.status_code == 400
+    assert body_of(resp)["errors"][0]["name"] == "case_id"
+
+
+def _leaves(nodes: list[dict[str, Any]]) -> Any:
+    for node in nodes:
+        if node["type"] == "group":
+            yield from _leaves(node["fields"])
+        else:
+            yield node

@@ -1,0 +1,64 @@
+"""The layout rules of architecture §9, checked on the source so a violation fails the build."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("asyncssh", "jinja2", "azure.storage", "azure.data", "azure.identity", "yaml", "jwt", "pydantic")
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (local imports included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found
+
+
+def sources(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def importers(prefix: str) -> set[str]:
+    return {
+        str(p.relative_to(ROOT))
+        for folder in ("core", "blueprints", "devhost")
+        for p in sources(folder)
+        if any(m == prefix or m.startswith(prefix + ".") for m in imports_of(p))
+    } | ({"function_app.py"} if any(m.startswith(prefix) for m in imports_of(ROOT / "function_app.py")) else set())
+
+
+def test_core_never_imports_azure_functions() -> None:
+    assert not {p for p in importers("azure.functions") if p.startswith("core/")}
+
+
+@pytest.mark.parametrize("sdk", ["azure.storage", "azure.data", "azure.identity", "azure.core"])
+def test_only_storage_adapters_import_the_azure_sdk(sdk: str) -> None:
+    offenders = {p for p in importers(sdk) if p.startswith(("core/", "blueprints/", "function_app"))}
+    assert {p for p in offenders if not p.startswith("core/storage/")} == set()
+
+
+def test_only_the_ssh_adapter_imports_asyncssh() -> None:
+    assert {p for p in importers("asyncssh") if not p.startswith("devhost/")} <= {"core/ssh.py"}
+
+
+def test_blueprints_depend_on_core_never_the_reverse() -> None:
+    assert not {p for p in importers("blueprints") if p.startswith("core/")}
+    assert not {p for p in importers("function_app") if not p.startswith("devhost/")}
+
+
+def test_importing_the_app_loads_no_heavy_module() -> None:
+    probe = "import json, sys; import function_app; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert [h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in loaded)] == []
