@@ -3,6 +3,8 @@
 import azure.functions as func
 
 from blueprints.cases import bp as cases_bp
+from blueprints.jobs import bp as jobs_bp
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(cases_bp)
+app.register_functions(jobs_bp)

@@ -19,11 +19,14 @@ from core.errors import (
     FieldProblem,
     Forbidden,
     GatewayError,
+    InvalidBody,
     InvalidInput,
     InvalidValues,
     NotFound,
+    PayloadTooLarge,
     Unauthenticated,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,9 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[GatewayError], int] = {
     InvalidInput: 400,
     Unauthenticated: 401,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    InvalidBody: 422,
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
@@ -56,7 +62,13 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def problem(status: int, title: str, detail: str, errors: list[FieldProblem] | None = None) -> func.HttpResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> func.HttpResponse:
     """An RFC 9457 problem+json answer; `errors` lists field-level problems when there are any."""
     body: dict[str, Any] = {
         "type": f"urn:simgate:problem:{title.lower().replace(' ', '-')}",
@@ -67,7 +79,7 @@ def problem(status: int, title: str, detail: str, errors: list[FieldProblem] | N
     if errors:
         body["errors"] = [e.as_dict() for e in errors]
     return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False), status_code=status, mimetype="application/problem+json"
+        json.dumps(body, ensure_ascii=False), status_code=status, headers=headers, mimetype="application/problem+json"
     )
 
 
@@ -83,18 +95,63 @@ def answers_problems(handler: Handler) -> Handler:
             if status >= 500:
                 log.exception("%s %s failed", req.method, req.url)
             if isinstance(exc, GatewayError) and status != 500:
-                return problem(status, exc.title, exc.detail, exc.errors)
+                return problem(status, exc.title, exc.detail, exc.errors, _challenge(req, exc))
             # A 500 is a bug; its details (paths, internals) stay in the log.
             return problem(500, "Internal error", "the gateway failed to answer; the error is logged")
 
     return wrapper
 
 
+def _challenge(req: func.HttpRequest, exc: GatewayError) -> dict[str, str] | None:
+    """RFC 6750's `WWW-Authenticate` for a 401: an error code only when a token was sent."""
+    if not isinstance(exc, Unauthenticated):
+        return None
+    if not req.headers.get("Authorization"):
+        return {"WWW-Authenticate": 'Bearer realm="simgate"'}
+    detail = exc.detail.replace('"', "'")
+    return {"WWW-Authenticate": f'Bearer realm="simgate", error="invalid_token", error_description="{detail}"'}
+
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def json_body(req: func.HttpRequest) -> Any:
+    """The request's JSON body; 415 unless it says it is JSON, 413 when too large, 400 when it does not parse."""
+    media_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(f"the body must be application/json, not {media_type or 'missing'!r}")
+    raw = req.get_body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidInput(f"the body is not valid JSON: {type(exc).__name__}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def query_text(req: func.HttpRequest, name: str, max_length: int = 200) -> str | None:
+    """A text query parameter of bounded length, or None when absent."""
+    raw: str | None = req.params.get(name)
+    if raw is not None and (len(raw) > max_length or not raw.isprintable()):
+        raise InvalidInput.field(name, f"must be at most {max_length} printable characters", "query")
+    return raw
+
+
 def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high], or `InvalidInput` naming it."""
+    """An integer query parameter within [low, high], `default` when absent, or `InvalidInput` naming it."""
+    value = query_opt_int(req, name, low, high)
+    return default if value is None else value
+
+
+def query_opt_int(req: func.HttpRequest, name: str, low: int, high: int) -> int | None:
+    """An integer query parameter within [low, high], None when absent, or `InvalidInput` naming it."""
     raw = req.params.get(name)
     if raw is None:
-        return default
+        return None
     text = raw.strip()
     if not (text.isascii() and text.isdigit() and len(text) <= 9):
         raise InvalidInput.field(name, f"must be a whole number from {low} to {high}", "query")

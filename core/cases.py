@@ -234,7 +234,7 @@ class Case(_Strict):
         """Every leaf field, in display order."""
         return list(_leaves(self.fields))
 
-    def defaults(self) -> dict[str, object]:
+    def defaults(self) -> dict[str, float | int | bool | str]:
         """The default value of every field that has one."""
         return {f.name: f.default for f in self.leaves() if f.default is not None}
 

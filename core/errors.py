@@ -6,10 +6,14 @@ translated into these where they enter, marked `transient` when a retry may succ
 
     GatewayError
     ├── InvalidInput        a query parameter, path segment or body is malformed (400)
+    ├── InvalidBody         a JSON body of the wrong shape: missing, unknown or mistyped members (422)
+    ├── UnsupportedMediaType  the body is not JSON (415)
+    ├── PayloadTooLarge     the body is too big (413)
     ├── Unauthenticated     no valid bearer token (401)
     ├── Forbidden           authenticated but not allowed (403)
     ├── NotFound            no such resource, or not the caller's (404)
     ├── Conflict            the resource is in the wrong state for this (409)
+    │   └── ConcurrencyConflict  it changed under us: an ETag mismatch; retried first
     ├── InvalidValues       field values break their specs (422)
     ├── CatalogError        a case file is broken: a deployment bug, fails loudly at load
     └── Unavailable         a dependency failed; transient (503)
@@ -56,6 +60,24 @@ class InvalidInput(GatewayError):
         return cls(f"{location} parameter {name!r} {detail}", errors=[FieldProblem(name, detail, location)])
 
 
+class InvalidBody(GatewayError):
+    """A JSON body parsed but does not have the request's shape; `errors` lists every problem."""
+
+    title = "Invalid request body"
+
+
+class UnsupportedMediaType(GatewayError):
+    """The body is not in a media type the route takes."""
+
+    title = "Unsupported media type"
+
+
+class PayloadTooLarge(GatewayError):
+    """The body is larger than the route takes."""
+
+    title = "Payload too large"
+
+
 class Unauthenticated(GatewayError):
     """No valid credentials came with the request."""
 
@@ -78,6 +100,12 @@ class Conflict(GatewayError):
     """The resource's state does not allow this request."""
 
     title = "Conflict"
+
+
+class ConcurrencyConflict(Conflict):
+    """A record changed between our read and our conditional write; read it again and retry."""
+
+    transient = True
 
 
 class InvalidValues(GatewayError):

@@ -1,0 +1,88 @@
+"""The job routes: create, edit, list, show, poll and delete. Each takes `Authorization: Bearer <user token>`."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import azure.functions as func
+
+from blueprints._http import answers_problems, json_body, json_response, query_int, query_opt_int, query_text
+from core import jobs
+from core.auth import Principal, authenticate
+
+bp = func.Blueprint()
+
+MAX_PER_PAGE = 100
+
+
+def _caller(req: func.HttpRequest) -> Principal:
+    return authenticate(req.headers.get("Authorization"))
+
+
+def _job_id(req: func.HttpRequest) -> str:
+    return str(req.route_params.get("job_id", ""))
+
+
+@bp.function_name("create_job")
+@bp.route(route="job", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def create_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Make a DRAFT job of a case: 201 with the job and its `Location`."""
+    job = jobs.create_job(_caller(req), json_body(req))
+    return json_response(job, 201, {"Location": f"/job/{job['job_id']}"})
+
+
+@bp.function_name("list_jobs")
+@bp.route(route="job", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    """The caller's jobs, newest first, a page at a time; `Link: rel="next"` carries the cursor."""
+    caller = _caller(req)
+    page, cursor = jobs.list_jobs(
+        caller,
+        status=query_text(req, "status", 40),
+        case_id=query_opt_int(req, "case_id", low=1, high=1_000_000_000),
+        per_page=query_int(req, "per_page", default=20, low=1, high=MAX_PER_PAGE),
+        cursor=query_text(req, "cursor", 2000),
+        everyone=query_text(req, "all", 10) == "true",
+    )
+    return json_response(page, headers={"Link": _next_link(req, cursor)} if cursor else None)
+
+
+def _next_link(req: func.HttpRequest, cursor: str) -> str:
+    parts = urlsplit(req.url)
+    query = {k: v for k, v in req.params.items() if k != "cursor"} | {"cursor": cursor}
+    return f'<{urlunsplit(parts._replace(query=urlencode(query)))}>; rel="next"'
+
+
+@bp.function_name("show_job")
+@bp.route(route="job/{job_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def show_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Everything about one job: values with units, status, history, times."""
+    return json_response(jobs.show_job(_caller(req), _job_id(req)))
+
+
+@bp.function_name("update_job")
+@bp.route(route="job/{job_id}", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def update_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Set a DRAFT job's title, description or values: 200 with the job, 422 listing every bad value."""
+    return json_response(jobs.update_job(_caller(req), _job_id(req), json_body(req)))
+
+
+@bp.function_name("delete_job")
+@bp.route(route="job/{job_id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def delete_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Remove a DRAFT or finished job: 204; 409 while it is active."""
+    jobs.delete_job(_caller(req), _job_id(req))
+    return func.HttpResponse(status_code=204)
+
+
+@bp.function_name("job_status")
+@bp.route(route="job/{job_id}/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def job_status(req: func.HttpRequest) -> func.HttpResponse:
+    """The job's status, for polling: one point read."""
+    return json_response(jobs.job_status(_caller(req), _job_id(req)))

@@ -1,0 +1,105 @@
+"""A job: its record, its id scheme, and the views the API shows of it.
+
+A job id names its storage place: `<owner key>-<inverted time>-<random>`. The owner key (a hash of the owner's id)
+is the Table Storage partition and the rest the row key, so reading a job by id is one point read, and listing a
+caller's jobs newest first is one query of one partition in row-key order, whatever the table's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from core.errors import InvalidInput
+from core.states import JobState
+
+JOB_ID = re.compile(r"^([0-9a-f]{16})-([0-9]{13}-[0-9a-f]{6})$")
+_TIME_CEILING_MS = 10**13  # year 2286: inverting against it makes newer jobs sort first
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of a job's history: the state it moved to, when, by whom, and why."""
+
+    status: JobState
+    at: str
+    by: str
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as stored and shown."""
+        return {"status": self.status.value, "at": self.at, "by": self.by, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as stored; `etag` is the version it was read at, for conditional writes."""
+
+    job_id: str
+    owner: str
+    owner_name: str
+    case_id: int
+    title: str
+    description: str
+    status: JobState
+    created_at: str
+    updated_at: str
+    values: dict[str, Any] = field(default_factory=dict)
+    history: tuple[Change, ...] = ()
+    reason: str | None = None
+    progress: float | None = None
+    scheduler_id: str | None = None
+    etag: str | None = None
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with milliseconds and a Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def owner_key(user_id: str) -> str:
+    """The partition of a user's jobs."""
+    return hashlib.sha256(user_id.encode()).hexdigest()[:16]
+
+
+def new_job_id(user_id: str) -> str:
+    """A fresh id for a job of `user_id`, sorting before every older job of theirs."""
+    inverted = _TIME_CEILING_MS - int(datetime.now(UTC).timestamp() * 1000)
+    return f"{owner_key(user_id)}-{inverted:013d}-{secrets.token_hex(3)}"
+
+
+def split_job_id(job_id: str) -> tuple[str, str]:
+    """The (partition, row) of a job id; `InvalidInput` naming `job_id` when it has the wrong shape."""
+    match = JOB_ID.fullmatch(job_id)
+    if not match:
+        raise InvalidInput.field("job_id", "is not a job id", "path")
+    return match.group(1), match.group(2)
+
+
+def header(job: Job) -> dict[str, Any]:
+    """What `GET /job` lists of a job."""
+    return {
+        "job_id": job.job_id,
+        "job_title": job.title,
+        "description": job.description,
+        "case_id": job.case_id,
+        "status": job.status.value,
+        "user": job.owner_name,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "links": {"self": f"/job/{job.job_id}", "status": f"/job/{job.job_id}/status", "case": f"/case/{job.case_id}"},
+    }
+
+
+def status_view(job: Job) -> dict[str, Any]:
+    """The cheap polling view of `GET /job/{id}/status`."""
+    view: dict[str, Any] = {"job_id": job.job_id, "status": job.status.value, "updated_at": job.updated_at}
+    if job.reason:
+        view["reason"] = job.reason
+    if job.progress is not None:
+        view["progress"] = job.progress
+    return view

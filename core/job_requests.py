@@ -1,0 +1,59 @@
+"""The shapes of job request bodies, checked with pydantic: unknown members refused, types strict, sizes bounded."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from core.errors import FieldProblem, InvalidBody
+
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL)]
+Text = Annotated[str, StringConstraints(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class JobCreate(_Body):
+    """`POST /job`: which case, a title, and optionally a description and the caller's own name."""
+
+    case_id: int = Field(ge=1, le=1_000_000_000)
+    job_title: Title
+    description: Text = ""
+    user: str | None = Field(default=None, max_length=200)
+
+
+class FieldValue(_Body):
+    """One value to set: `value: null` puts the field back to its default."""
+
+    name: str = Field(min_length=1, max_length=64)
+    value: Any
+    units: str | None = Field(default=None, max_length=40)
+
+
+class JobPatch(_Body):
+    """`PATCH /job/{id}`: any of title, description and values."""
+
+    job_title: Title | None = None
+    description: Text | None = None
+    fields: list[FieldValue] | None = Field(default=None, max_length=500)
+
+
+Model = TypeVar("Model", bound=_Body)
+
+
+def parse_body(model: type[Model], body: Any) -> Model:
+    """`body` (parsed JSON) as `model`; `InvalidBody` listing every problem otherwise."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems = [FieldProblem(_location(e["loc"]), e["msg"]) for e in exc.errors()]
+        names = ", ".join(p.name for p in problems)
+        raise InvalidBody(f"the request body is not valid: {names}", errors=problems) from None
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(body)"

@@ -1,0 +1,168 @@
+"""Job operations: create, edit, list, show, poll and delete, each for an authenticated caller.
+
+Every job route checks ownership: a job that is not the caller's is answered exactly as one that does not exist
+(404), unless the caller is an admin. Every change is a read followed by a write conditional on the ETag read; a
+conflict is retried from a fresh read, and refused with 409 if it keeps happening: never lost.
+
+Heavy modules (the storage SDK, pydantic models, the catalog) are imported where used, so that importing this module
+stays cheap for the Function App's cold start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from core.auth import Principal
+from core.errors import ConcurrencyConflict, Conflict, Forbidden, InvalidInput, NotFound
+from core.job import Change, Job, header, new_job_id, now_iso, owner_key, split_job_id, status_view
+from core.states import JobState, parse_state
+
+if TYPE_CHECKING:
+    from core.cases import Case
+    from core.storage.jobs_table import JobsTable
+
+ATTEMPTS = 4  # conditional writes tried before a conflict is refused
+
+
+def _table() -> JobsTable:
+    from core.storage.jobs_table import jobs_table
+
+    return jobs_table()
+
+
+def _case(case_id: int) -> Case:
+    from core.catalog import get_catalog
+
+    return get_catalog().get(case_id)
+
+
+def create_job(caller: Principal, body: Any) -> dict[str, Any]:
+    """A new DRAFT job owned by the caller, of an existing case."""
+    from core.job_requests import JobCreate, parse_body
+
+    request = parse_body(JobCreate, body)
+    if request.user is not None and request.user not in (caller.name, caller.user_id):
+        raise Forbidden("a job can only be made for yourself: 'user' must be you or left out")
+    try:
+        case = _case(request.case_id)
+    except NotFound:
+        raise InvalidInput.field("case_id", f"names no case: {request.case_id}", "body") from None
+    now = now_iso()
+    job = Job(
+        job_id=new_job_id(caller.user_id), owner=caller.user_id, owner_name=caller.name, case_id=case.id,
+        title=request.job_title, description=request.description, status=JobState.DRAFT, created_at=now,
+        updated_at=now, history=(Change(JobState.DRAFT, now, caller.name),),
+    )
+    return detail(_table().insert(job), case)
+
+
+def update_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
+    """Set the title, description or values of a DRAFT job; values are checked against the case's specs."""
+    from core.job_requests import JobPatch, parse_body
+    from core.values import check_values
+
+    request = parse_body(JobPatch, body)
+
+    def edit(job: Job) -> Job:
+        if job.status is not JobState.DRAFT:
+            raise Conflict(f"job {job.job_id} is {job.status.value}: only a DRAFT can be edited")
+        values = dict(job.values)
+        if request.fields:
+            sets = [f.model_dump() for f in request.fields if f.value is not None]
+            values.update(check_values(_case(job.case_id), sets))
+            for cleared in (f.name for f in request.fields if f.value is None):
+                values.pop(cleared, None)
+        return replace(
+            job, title=request.job_title or job.title, updated_at=now_iso(), values=values,
+            description=job.description if request.description is None else request.description,
+        )
+
+    job = _change(caller, job_id, edit)
+    return detail(job, _case(job.case_id))
+
+
+def list_jobs(
+    caller: Principal, *, status: str | None, case_id: int | None, per_page: int, cursor: str | None, everyone: bool
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the caller's jobs (everyone's for an admin who asks), newest first, and the next cursor."""
+    if everyone and not caller.is_admin:
+        raise Forbidden("only admins may list everyone's jobs")
+    clauses: list[str] = []
+    parameters: dict[str, Any] = {}
+    if not everyone:
+        clauses.append("PartitionKey eq @pk and owner eq @owner")
+        parameters |= {"pk": owner_key(caller.user_id), "owner": caller.user_id}
+    if status is not None:
+        clauses.append("status eq @status")
+        parameters["status"] = _state_named(status).value
+    if case_id is not None:
+        clauses.append("case_id eq @case_id")
+        parameters["case_id"] = case_id
+    jobs, next_cursor = _table().page(" and ".join(clauses), parameters, per_page, cursor)
+    return [header(j) for j in jobs], next_cursor
+
+
+def _state_named(text: str) -> JobState:
+    try:
+        return parse_state(text)
+    except ValueError:
+        raise InvalidInput.field("status", f"must be one of {[s.value for s in JobState]}", "query") from None
+
+
+def show_job(caller: Principal, job_id: str) -> dict[str, Any]:
+    """Everything about one job."""
+    job = _owned(caller, _table().get(job_id))
+    return detail(job, _case(job.case_id))
+
+
+def job_status(caller: Principal, job_id: str) -> dict[str, Any]:
+    """The cheap status view of one job (one point read)."""
+    return status_view(_owned(caller, _table().get(job_id)))
+
+
+def delete_job(caller: Principal, job_id: str) -> None:
+    """Remove a job that is a DRAFT or has ended; an active job must be cancelled first (409)."""
+    for attempt in range(ATTEMPTS):
+        job = _owned(caller, _table().get(job_id))
+        if job.status.active:
+            raise Conflict(f"job {job_id} is {job.status.value}: cancel it before deleting it")
+        try:
+            _table().delete(job)
+            return
+        except ConcurrencyConflict:
+            if attempt == ATTEMPTS - 1:
+                raise
+
+
+def _owned(caller: Principal, job: Job) -> Job:
+    if job.owner != caller.user_id and not caller.is_admin:
+        raise NotFound(f"there is no job {job.job_id!r}")
+    return job
+
+
+def _change(caller: Principal, job_id: str, edit: Callable[[Job], Job]) -> Job:
+    """Read, edit and conditionally write a job, from a fresh read after each conflict."""
+    split_job_id(job_id)
+    for attempt in range(ATTEMPTS):
+        job = _owned(caller, _table().get(job_id))
+        try:
+            return _table().replace(edit(job))
+        except ConcurrencyConflict:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def detail(job: Job, case: Case) -> dict[str, Any]:
+    """The whole job: its header, every field's value with units (defaults filled), and its history."""
+    values = [
+        {"name": f.name, "label": f.label, "value": job.values.get(f.name, f.default), "units": f.units,
+         "is_default": f.name not in job.values}
+        for f in case.leaves()
+    ]
+    return {
+        **header(job), "values": values, "history": [c.as_dict() for c in job.history],
+        "reason": job.reason, "progress": job.progress, "scheduler_id": job.scheduler_id, "outputs": [],
+    }

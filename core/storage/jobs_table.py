@@ -1,0 +1,163 @@
+"""Jobs in Azure Table Storage: one entity per job, every write conditional on its ETag.
+
+PartitionKey is the owner key and RowKey the rest of the job id (see `core.job`), so a job read is one point read
+and a page of a caller's jobs is one partition query in row-key order (newest first).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from core.config import Settings, get_settings
+from core.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound, Unavailable
+from core.job import Change, Job, split_job_id
+from core.states import JobState
+from core.storage import client_options, managed_identity, uses_key
+
+HEADER_FIELDS = [
+    "PartitionKey", "RowKey", "owner", "owner_name", "case_id", "title", "description", "status",
+    "created_at", "updated_at", "reason", "progress",
+]
+
+
+class JobsTable:
+    """The job repository on one `TableClient`."""
+
+    def __init__(self, client: TableClient) -> None:
+        self._client = client
+
+    def insert(self, job: Job) -> Job:
+        """Store a new job."""
+        with _translated():
+            meta = self._client.create_entity(to_entity(job))
+        return _with_etag(job, meta)
+
+    def get(self, job_id: str) -> Job:
+        """The job with this id (one point read); `NotFound` when there is none."""
+        partition, row = split_job_id(job_id)
+        with _translated(job_id):
+            return from_entity(self._client.get_entity(partition, row))
+
+    def replace(self, job: Job) -> Job:
+        """Write `job` if it is unchanged since it was read; `ConcurrencyConflict` otherwise."""
+        with _translated(job.job_id):
+            meta = self._client.update_entity(
+                to_entity(job), mode=UpdateMode.REPLACE, etag=job.etag, match_condition=MatchConditions.IfNotModified
+            )
+        return _with_etag(job, meta)
+
+    def delete(self, job: Job) -> None:
+        """Remove `job` if it is unchanged since it was read."""
+        partition, row = split_job_id(job.job_id)
+        with _translated(job.job_id):
+            self._client.delete_entity(partition, row, etag=job.etag, match_condition=MatchConditions.IfNotModified)
+
+    def page(
+        self, query: str, parameters: dict[str, Any], per_page: int, cursor: str | None
+    ) -> tuple[list[Job], str | None]:
+        """One page of jobs matching an OData filter (one request), and the cursor of the next page."""
+        token: Any = decode_cursor(cursor)  # the SDK's token is a dict, though typed as str
+        pages: Any = self._client.query_entities(
+            query, results_per_page=per_page, select=HEADER_FIELDS, parameters=parameters
+        ).by_page(continuation_token=token)
+        with _translated():
+            jobs = [from_entity(e) for e in next(pages)]
+        return jobs, encode_cursor(pages.continuation_token)
+
+
+def to_entity(job: Job) -> dict[str, Any]:
+    """The table entity of a job (values and history as JSON text)."""
+    partition, row = split_job_id(job.job_id)
+    entity = {
+        "PartitionKey": partition, "RowKey": row, "owner": job.owner, "owner_name": job.owner_name,
+        "case_id": job.case_id, "title": job.title, "description": job.description, "status": job.status.value,
+        "created_at": job.created_at, "updated_at": job.updated_at,
+        "values": json.dumps(job.values), "history": json.dumps([c.as_dict() for c in job.history]),
+        "reason": job.reason, "progress": job.progress, "scheduler_id": job.scheduler_id,
+    }
+    return {k: v for k, v in entity.items() if v is not None}
+
+
+def from_entity(entity: Any) -> Job:
+    """The job stored in `entity` (a header-only entity gives empty values and history)."""
+    changes = json.loads(entity.get("history", "[]"))
+    history = tuple(Change(JobState(c["status"]), c["at"], c["by"], c.get("reason")) for c in changes)
+    return Job(
+        job_id=f"{entity['PartitionKey']}-{entity['RowKey']}", owner=entity["owner"],
+        owner_name=entity["owner_name"], case_id=int(entity["case_id"]), title=entity["title"],
+        description=entity.get("description", ""), status=JobState(entity["status"]),
+        created_at=entity["created_at"], updated_at=entity["updated_at"],
+        values=json.loads(entity.get("values", "{}")), history=history, reason=entity.get("reason"),
+        progress=entity.get("progress"), scheduler_id=entity.get("scheduler_id"),
+        etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+    )
+
+
+def _with_etag(job: Job, meta: dict[str, Any]) -> Job:
+    return replace(job, etag=meta.get("etag"))
+
+
+def encode_cursor(token: Any) -> str | None:
+    """The service's continuation token as an opaque URL-safe cursor."""
+    if not token:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, str] | None:
+    """The continuation token in a cursor; `InvalidInput` naming `cursor` when it is not one of ours."""
+    if not cursor:
+        return None
+    try:
+        token = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        token = None
+    if not (isinstance(token, dict) and token and all(isinstance(v, str) and len(v) < 300 for v in token.values())
+            and set(token) <= {"PartitionKey", "RowKey"}):
+        raise InvalidInput.field("cursor", "is not a cursor this service gave out", "query")
+    return token
+
+
+@contextlib.contextmanager
+def _translated(job_id: str | None = None) -> Iterator[None]:
+    """Turn SDK errors into the project's own where they enter: missing, conflicting or unreachable."""
+    try:
+        yield
+    except ResourceNotFoundError as exc:
+        raise NotFound(f"there is no job {job_id!r}") from exc
+    except ResourceModifiedError as exc:
+        raise ConcurrencyConflict("the job changed while this request was handled; try again") from exc
+    except ResourceExistsError as exc:
+        raise Conflict("a job with this id exists already") from exc
+    except AzureError as exc:
+        raise Unavailable(f"job storage failed: {type(exc).__name__}") from exc
+
+
+def make_client(settings: Settings) -> TableClient:
+    """A table client for the jobs table, by key locally and by managed identity in Azure."""
+    options = client_options(settings)
+    if uses_key(settings):
+        service = TableServiceClient.from_connection_string(settings.storage_connection, **options)
+    else:
+        endpoint = f"https://{settings.storage_account}.table.core.windows.net"
+        service = TableServiceClient(endpoint, credential=managed_identity(), **options)
+    with contextlib.suppress(ResourceExistsError):
+        service.create_table(settings.jobs_table)
+    return service.get_table_client(settings.jobs_table)
+
+
+@functools.cache
+def jobs_table() -> JobsTable:
+    """The worker's job repository, built on first use and reused."""
+    return JobsTable(make_client(get_settings()))

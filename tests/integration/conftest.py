@@ -1,0 +1,88 @@
+"""The gateway over real HTTP: devhost serving `function_app` on a free port, against the session's Azurite."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import auth
+from core.config import get_settings
+from devhost.host import DevHost
+from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, make_key_pair, mint
+from tests.conftest import ROOT, AzuriteFixture
+
+
+@dataclass
+class Reply:
+    """An HTTP answer: status, headers (lower-case names) and the parsed JSON body (None when empty)."""
+
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def body(self) -> Any:
+        return json.loads(self.raw) if self.raw else None
+
+
+@dataclass
+class Gateway:
+    """A running gateway and a tiny HTTP client for it, with tokens for named users."""
+
+    url: str
+    signing_key: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, user: str, *, admin: bool = False) -> str:
+        key = f"{user}:{admin}"
+        if key not in self.tokens:
+            self.tokens[key] = mint(self.signing_key, user, admin=admin)
+        return self.tokens[key]
+
+    def call(self, method: str, path: str, body: Any = None, *, user: str | None = None, admin: bool = False,
+             headers: dict[str, str] | None = None, raw: bytes | None = None) -> Reply:
+        sent = dict(headers or {})
+        if user is not None:
+            sent.setdefault("Authorization", f"Bearer {self.token(user, admin=admin)}")
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=sent)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return Reply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
+        except urllib.error.HTTPError as err:
+            return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+
+
+@pytest.fixture(scope="session")
+def gateway(azurite: AzuriteFixture, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    keys = tmp_path_factory.mktemp("keys")
+    make_key_pair(keys / "signing.pem", keys / "jwks.json")
+    settings = {
+        **azurite.app_settings(),
+        "AUTH_ISSUER": DEV_ISSUER,
+        "AUTH_AUDIENCE": DEV_AUDIENCE,
+        "AUTH_JWKS": str(keys / "jwks.json"),
+        "SIMGATE_JOBS_TABLE": "jobs" + azurite.unique_name("").replace("-", ""),
+    }
+    _forget_cached_settings()
+    with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False) as host:
+        yield Gateway(host.url.rstrip("/"), keys / "signing.pem")
+    _forget_cached_settings()
+
+
+def _forget_cached_settings() -> None:
+    from core.storage.jobs_table import jobs_table
+
+    get_settings.cache_clear()
+    jobs_table.cache_clear()
+    auth._KEYS.clear()
