@@ -158,6 +158,13 @@ NODE_TYPES = frozenset({"float", "int", "bool", "choice", "string", "group"})
 Node = Annotated[FloatField | IntField | BoolField | ChoiceField | StringField | Group, Field(discriminator="type")]
 
 
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as written in a document: `fields[0].fields[1].max`."""
+    # pydantic puts a discriminator's tag after a list index (fields.0.float.max); the document has no such key.
+    kept = [p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in NODE_TYPES)]
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in kept).lstrip(".")
+
+
 def _safe_relative_path(text: str) -> str:
     """Refuse absolute paths and `..`: case files name paths inside the case folder or the job folder only."""
     path = PurePosixPath(text)

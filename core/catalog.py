@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.cases import NODE_TYPES, Case, Group, Node
+from core.cases import Case, Group, Node, field_path
 from core.errors import CatalogError, NotFound
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
@@ -67,13 +67,7 @@ def _load_case(path: Path) -> Case:
 
 def _describe(exc: ValidationError) -> str:
     """Name each bad field by its path in the file, e.g. `fields[0].fields[1].max: ...`."""
-    return "; ".join(f"{_location(err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    # pydantic puts the discriminator's tag after a list index (fields.0.float.max); the file has no such key.
-    kept = [p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in NODE_TYPES)]
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in kept).lstrip(".")
+    return "; ".join(f"{field_path(err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
 
 
 def _check_files(folder: Path, case: Case) -> None:

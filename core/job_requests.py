@@ -6,6 +6,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from core.cases import field_path
 from core.errors import FieldProblem, InvalidBody
 
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
@@ -50,10 +51,6 @@ def parse_body(model: type[Model], body: Any) -> Model:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        problems = [FieldProblem(_location(e["loc"]), e["msg"]) for e in exc.errors()]
+        problems = [FieldProblem(field_path(e["loc"]) or "(body)", e["msg"]) for e in exc.errors()]
         names = ", ".join(p.name for p in problems)
         raise InvalidBody(f"the request body is not valid: {names}", errors=problems) from None
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(body)"
