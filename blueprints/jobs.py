@@ -63,6 +63,15 @@ def show_job(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(jobs.show_job(_caller(req), _job_id(req)))
 
 
+@bp.function_name("run_job")
+@bp.route(route="job/{job_id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def run_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Run a DRAFT job: 202 with its status; 409 if it ran already; 422 naming required fields still unset."""
+    status = jobs.run_job(_caller(req), _job_id(req))
+    return json_response(status, 202, {"Location": f"/job/{status['job_id']}/status"})
+
+
 @bp.function_name("update_job")
 @bp.route(route="job/{job_id}", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
 @answers_problems

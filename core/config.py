@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 APP_ROOT = Path(__file__).resolve().parent.parent
+DISPATCH_QUEUE = "dispatch"  # its poison queue is "dispatch-poison", as the Functions host names it
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Settings:
     auth_jwks: str
     auth_admin_role: str
     auth_leeway_seconds: int
+    callback_url: str
 
 
 def _path_or_url(value: str) -> str:
@@ -46,4 +48,5 @@ def get_settings() -> Settings:
         auth_jwks=_path_or_url(env("AUTH_JWKS", "")),
         auth_admin_role=env("AUTH_ADMIN_ROLE", "simgate.admin"),
         auth_leeway_seconds=int(env("AUTH_LEEWAY_SECONDS", "30")),
+        callback_url=env("SIMGATE_CALLBACK_URL", "").rstrip("/"),
     )

@@ -16,6 +16,7 @@ translated into these where they enter, marked `transient` when a retry may succ
     │   └── ConcurrencyConflict  it changed under us: an ETag mismatch; retried first
     ├── InvalidValues       field values break their specs (422)
     ├── CatalogError        a case file is broken: a deployment bug, fails loudly at load
+    ├── DispatchRefused     a simulator refused the job for good: the job FAILS with the reason
     └── Unavailable         a dependency failed; transient (503)
 """
 
@@ -118,6 +119,12 @@ class CatalogError(GatewayError):
     """A case definition is broken; the message names the file and the field."""
 
     title = "Broken case catalog"
+
+
+class DispatchRefused(GatewayError):
+    """A simulator refused a job for good (host key, authentication, a failing submit): retrying won't help."""
+
+    title = "Dispatch refused"
 
 
 class Unavailable(GatewayError):

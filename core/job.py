@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import InvalidInput
-from core.states import JobState
+from core.states import JobState, advances
 
 JOB_ID = re.compile(r"^([0-9a-f]{16})-([0-9]{13}-[0-9a-f]{6})$")
 _TIME_CEILING_MS = 10**13  # year 2286: inverting against it makes newer jobs sort first
@@ -53,7 +53,21 @@ class Job:
     reason: str | None = None
     progress: float | None = None
     scheduler_id: str | None = None
+    token_hash: str | None = None  # SHA-256 of the job token the simulator calls back with; the token is never stored
+    dispatch_message: str | None = None  # the queue message that claimed the dispatch
+    dispatch_error: str | None = None  # the last transient dispatch failure, for the poison handler's reason
     etag: str | None = None
+
+
+def advanced(job: Job, to: JobState, by: str, reason: str | None = None, **changes: Any) -> Job | None:
+    """`job` moved to `to`, stamped and in its history; None when that is no progress (a repeat or a late report)."""
+    if not advances(job.status, to):
+        return None
+    now = now_iso()
+    return replace(
+        job, status=to, updated_at=now, history=(*job.history, Change(to, now, by, reason)),
+        reason=reason if to is JobState.FAILED else job.reason, **changes,
+    )
 
 
 def now_iso() -> str:

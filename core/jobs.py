@@ -15,8 +15,17 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.auth import Principal
-from core.errors import ConcurrencyConflict, Conflict, Forbidden, InvalidInput, NotFound
-from core.job import Change, Job, header, new_job_id, now_iso, owner_key, split_job_id, status_view
+from core.errors import (
+    ConcurrencyConflict,
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    InvalidInput,
+    InvalidValues,
+    NotFound,
+    Unavailable,
+)
+from core.job import Change, Job, advanced, header, new_job_id, now_iso, owner_key, split_job_id, status_view
 from core.states import JobState, parse_state
 
 if TYPE_CHECKING:
@@ -79,8 +88,50 @@ def update_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
             description=job.description if request.description is None else request.description,
         )
 
-    job = _change(caller, job_id, edit)
+    job = change_job(job_id, edit, caller)
     return detail(job, _case(job.case_id))
+
+
+def run_job(caller: Principal, job_id: str) -> dict[str, Any]:
+    """Submit a DRAFT job: check its values are complete, move it to SUBMITTED, and queue its dispatch.
+
+    The move is a conditional write, so of two concurrent calls one wins and the other gets 409: never two runs.
+    """
+    from core.storage.queues import enqueue_dispatch
+
+    job = change_job(job_id, lambda j: _submitted(j, caller), caller)
+    try:
+        enqueue_dispatch(job.job_id)
+    except Unavailable:
+        change_job(job_id, _back_to_draft)  # nothing will dispatch it: let the user try again
+        raise
+    return status_view(job)
+
+
+def _submitted(job: Job, caller: Principal) -> Job | None:
+    from core.targets import get_target
+    from core.values import missing_required
+
+    if job.status is not JobState.DRAFT:
+        raise Conflict(f"job {job.job_id} is {job.status.value}: it has been run already")
+    case = _case(job.case_id)
+    missing = missing_required(case, job.values)
+    if missing:
+        problems = [FieldProblem(name, "is required before the job can run") for name in missing]
+        raise InvalidValues(f"set these fields first: {', '.join(missing)}", errors=problems)
+    try:
+        get_target(case.target)
+    except NotFound:
+        raise Unavailable(f"case {case.slug!r} runs on simulator {case.target!r}, which is not configured") from None
+    return advanced(job, JobState.SUBMITTED, caller.name)
+
+
+def _back_to_draft(job: Job) -> Job | None:
+    if job.status is not JobState.SUBMITTED:
+        return None
+    now = now_iso()
+    return replace(job, status=JobState.DRAFT, updated_at=now,
+                   history=(*job.history, Change(JobState.DRAFT, now, "gateway", "the dispatch queue was unavailable")))
 
 
 def list_jobs(
@@ -142,13 +193,24 @@ def _owned(caller: Principal, job: Job) -> Job:
     return job
 
 
-def _change(caller: Principal, job_id: str, edit: Callable[[Job], Job]) -> Job:
-    """Read, edit and conditionally write a job, from a fresh read after each conflict."""
+def change_job(
+    job_id: str, edit: Callable[[Job], Job | None], caller: Principal | None = None, job: Job | None = None
+) -> Job:
+    """Read, edit and conditionally write a job, from a fresh read after each conflict.
+
+    `edit` returns the changed job, or None when there is nothing to write (the job is returned as read). With a
+    `caller`, a job that is not theirs is `NotFound`. A `job` the caller has just read saves the first read.
+    """
     split_job_id(job_id)
     for attempt in range(ATTEMPTS):
-        job = _owned(caller, _table().get(job_id))
+        job = job if job is not None and attempt == 0 else _table().get(job_id)
+        if caller is not None:
+            _owned(caller, job)
+        changed = edit(job)
+        if changed is None:
+            return job
         try:
-            return _table().replace(edit(job))
+            return _table().replace(changed)
         except ConcurrencyConflict:
             if attempt == ATTEMPTS - 1:
                 raise

@@ -4,10 +4,12 @@ Templates are Jinja2 in a sandbox with strict undefined variables, so a typo in 
 rendering an empty string. Every `{{ expression }}` goes through `_finalize`: numbers come out in canonical form
 (Python's shortest round-trip repr), booleans as `true`/`false`, and a string only when it is shell-inert or was
 made safe by a filter (`sh` shell-quotes, `tojson` writes JSON). No value can reach a shell any other way.
+(`without` drops keys from a mapping, for a program whose parameter file takes fewer.)
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -51,8 +53,9 @@ def _shell_quote(value: Any) -> Markup:
     return Markup(shlex.quote(str(_finalize(value)) if not isinstance(value, str) else value))
 
 
+@functools.cache
 def environment(folder: Path) -> SandboxedEnvironment:
-    """The sandboxed template environment for one case folder."""
+    """The sandboxed template environment for one case folder (kept, so its templates compile once a worker)."""
     env = SandboxedEnvironment(
         loader=FileSystemLoader(folder),
         undefined=StrictUndefined,
@@ -61,7 +64,13 @@ def environment(folder: Path) -> SandboxedEnvironment:
         finalize=_finalize,
     )
     env.filters["sh"] = _shell_quote
+    env.filters["without"] = _without
     return env
+
+
+def _without(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The mapping less some keys (e.g. values that a program's parameter file does not take)."""
+    return {k: v for k, v in mapping.items() if k not in keys}
 
 
 def render_case(folder: Path, case: Case, values: dict[str, Any], job: dict[str, Any]) -> list[RenderedFile]:

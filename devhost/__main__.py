@@ -1,7 +1,8 @@
 """`python -m devhost [serve|setup] ...`: the local Functions host's command line.
 
-    python -m devhost                      set up, start Azurite if needed, serve on 127.0.0.1:7071
-    python -m devhost serve --port 7072 --no-azurite
+    python -m devhost                      set up, start Azurite if needed and the SSH simulator (127.0.0.1:2022),
+                                           serve on 127.0.0.1:7071
+    python -m devhost serve --port 7072 --no-azurite --no-simulator
     python -m devhost setup                first-use set-up only (certificates, keys, local.settings.json, folders)
     python -m devhost token NAME [--admin] a bearer token for user NAME, signed with the development key
 
@@ -24,7 +25,8 @@ from types import FrameType
 from devhost.azurite import AzuriteError, ensure_azurite
 from devhost.host import DevHost
 from devhost.settings import SettingsError, read_local_settings
-from devhost.setup import run_setup
+from devhost.setup import SIMULATOR_TARGETS, run_setup
+from devhost.simulator import EmbeddedSimulator, SimulatorError
 from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, SIGNING_KEY, mint
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
     serve.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071, as Core Tools)")
     serve.add_argument("--no-azurite", action="store_true", help="do not start Azurite")
+    serve.add_argument("--no-simulator", action="store_true", help="do not start the embedded SSH simulator")
     serve.set_defaults(run=cmd_serve)
     setup = commands.add_parser("setup", help="first-use set-up only")
     setup.set_defaults(run=cmd_setup)
@@ -90,28 +93,49 @@ def user_token(root: Path, name: str, *, admin: bool = False, hours: float = 12)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Set up, make sure Azurite runs, serve until Ctrl-C or SIGTERM, then shut everything down."""
+    """Set up, make sure Azurite and the SSH simulator run, serve until Ctrl-C or SIGTERM, then shut all down."""
     root: Path = args.root
+    # Before anything starts: a SIGTERM during start-up (a test that stops us as soon as we answer) then still
+    # shuts down cleanly, instead of killing the process with Azurite and the simulator's jobs left behind.
+    stop = _stop_on_signal()
     run_setup(root)
     os.chdir(root)  # the Python worker runs functions with the app folder as the working directory
     azurite = None if args.no_azurite else ensure_azurite(root)
+    simulator = None
     try:
+        simulator = None if args.no_simulator else _start_simulator(root)
         with DevHost(args.app, root=root, port=args.port) as host:
-            _print_banner(host)
+            _print_banner(host, simulator)
             _print_token(root)
-            _wait_for_signal()
+            while not stop.wait(1.0):
+                pass
             print("\nShutting down...")
     finally:
+        if simulator is not None:
+            simulator.stop()
         if azurite is not None:
             azurite.stop()
     return 0
 
 
-def _print_banner(host: DevHost) -> None:
+def _start_simulator(root: Path) -> EmbeddedSimulator | None:
+    # Not fatal: the HTTP side is still useful, and a stranger on the port cannot pass for our simulator (the
+    # targets pin our host key), so dispatches fail safely until the port is free.
+    try:
+        return EmbeddedSimulator(root).start()
+    except SimulatorError as exc:
+        print(f"devhost: warning: the SSH simulator is not running: {exc}", file=sys.stderr, flush=True)
+        return None
+
+
+def _print_banner(host: DevHost, simulator: EmbeddedSimulator | None) -> None:
     print(f"\ndevhost listening on {host.url}  (route prefix: {host.config.route_prefix or '(none)'})")
     print("\nFunctions:\n")
     for line in host.describe():
         print(f"\t{line}\n")
+    if simulator is not None:
+        print(f"SSH simulator for targets {', '.join(SIMULATOR_TARGETS)}: {simulator.address} "
+              f"(jobs run in {simulator.sandbox})\n")
     print("Press Ctrl-C to stop.", flush=True)
 
 
@@ -122,7 +146,7 @@ def _print_token(root: Path) -> None:
     print("\tcurl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:7071/job\n", flush=True)
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal() -> threading.Event:
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -130,8 +154,7 @@ def _wait_for_signal() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handler)
-    while not stop.wait(1.0):
-        pass
+    return stop
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     # The SDK logs every storage request at INFO; that drowns the host's own lines.
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # it logs every channel at INFO
     try:
         return int(args.run(args))
     except (AzuriteError, SettingsError, OSError) as exc:

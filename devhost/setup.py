@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import logging
 import os
+import pwd
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devhost.settings import EXAMPLE_SETTINGS, LOCAL_SETTINGS
@@ -30,6 +32,19 @@ AZURITE_DIR = Path(".local/azurite")
 CERT_DAYS = 365
 # Renew the certificate this long before it expires, so a long-lived checkout never starts with a dead cert.
 CERT_RENEW_BEFORE = dt.timedelta(days=14)
+
+# The embedded SSH simulator (devhost/simulator.py) and the gateway's key to it.
+SSH_DIR = Path(".local/ssh")
+SIMULATOR_HOST_KEY = SSH_DIR / "simulator_host_ed25519"
+CLIENT_KEY = SSH_DIR / "id_ed25519"
+AUTHORIZED_KEYS = SSH_DIR / "authorized_keys"
+SIMULATOR_DIR = Path(".local/simulator")  # the sandbox: commands run here
+SIMULATOR_JOBS = SIMULATOR_DIR / "jobs"
+TARGETS_FILE = Path(".local/targets.json")
+SIMULATOR_HOST = "127.0.0.1"
+SIMULATOR_PORT = 2022
+SIMULATOR_TARGETS = ("local", "cluster")
+CLIENT_KEY_COMMENT = "simgate-gateway"
 
 
 @dataclass(frozen=True)
@@ -138,12 +153,121 @@ def _make_signing_key(root: Path) -> None:
     make_key_pair(root / SIGNING_KEY, root / JWKS_FILE)
 
 
+def current_user() -> str:
+    """The OS user this process runs as (by uid, not $USER, which the environment can fake)."""
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def public_path(private: Path) -> Path:
+    """Where the OpenSSH public key of the private key file `private` lives (`<name>.pub`)."""
+    return private.with_name(private.name + ".pub")
+
+
+def make_ssh_key(path: Path, comment: str) -> None:
+    """Make an Ed25519 key pair in OpenSSH format: `path` (0600) and `path.pub`."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    write_private(path, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    public_path(path).write_bytes(public + f" {comment}\n".encode())
+
+
+def read_public_key(private: Path) -> str:
+    """"ssh-ed25519 AAAA..." (type and key, no comment) of the private key file `private`."""
+    key = serialization.load_ssh_private_key(private.read_bytes(), password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public.decode()
+
+
+def known_hosts_line(host: str, port: int, public_key: str) -> str:
+    """The known_hosts line pinning `public_key` for host:port (OpenSSH writes "[host]:port" off port 22)."""
+    name = host if port == 22 else f"[{host}]:{port}"
+    return f"{name} {public_key}"
+
+
+def _make_simulator_host_key(root: Path) -> None:
+    make_ssh_key(root / SIMULATOR_HOST_KEY, "simgate-simulator-host")
+
+
+def _make_client_key(root: Path) -> None:
+    # Keep an existing client key (only authorized_keys may be missing or stale). In authorized_keys only our own
+    # line (by its comment) is replaced, so keys a developer added by hand (to `ssh -p 2022` in) stay.
+    if not (root / CLIENT_KEY).exists():
+        make_ssh_key(root / CLIENT_KEY, CLIENT_KEY_COMMENT)
+    authorized = root / AUTHORIZED_KEYS
+    lines = authorized.read_text().splitlines() if authorized.exists() else []
+    kept = [line for line in lines if line.split()[2:3] != [CLIENT_KEY_COMMENT]]
+    ours = f"{read_public_key(root / CLIENT_KEY)} {CLIENT_KEY_COMMENT}"
+    write_private(authorized, "".join(f"{line}\n" for line in [*kept, ours]).encode())
+
+
+def _client_key_is_authorized(root: Path) -> bool:
+    try:
+        wanted = read_public_key(root / CLIENT_KEY)
+        lines = (root / AUTHORIZED_KEYS).read_text().splitlines()
+    except (OSError, ValueError):
+        return False
+    return any(line.split()[:2] == wanted.split() for line in lines if line.strip())
+
+
+def _make_simulator_dirs(root: Path) -> None:
+    (root / SIMULATOR_JOBS).mkdir(parents=True, exist_ok=True)
+
+
+def simulator_target(root: Path) -> dict[str, object]:
+    """A target (core/targets.py shape) reaching the embedded simulator of the checkout at `root`."""
+    public = read_public_key(root / SIMULATOR_HOST_KEY)
+    return {
+        "host": SIMULATOR_HOST, "port": SIMULATOR_PORT, "user": current_user(), "key_file": str(CLIENT_KEY),
+        "known_hosts": known_hosts_line(SIMULATOR_HOST, SIMULATOR_PORT, public), "scheduler": "direct",
+        "base_dir": str((root / SIMULATOR_JOBS).resolve()),
+    }
+
+
+def _read_targets(root: Path) -> dict[str, object]:
+    try:
+        data = json.loads((root / TARGETS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_targets(root: Path) -> None:
+    # Other targets a developer added to the file are kept; ours are rewritten whole.
+    target = simulator_target(root)
+    targets = {**_read_targets(root), **{name: target for name in SIMULATOR_TARGETS}}
+    (root / TARGETS_FILE).write_text(json.dumps(targets, indent=2) + "\n")
+
+
+def _targets_are_current(root: Path) -> bool:
+    # Keyed on what identifies the simulator (its host key, the user, where it listens): anything else in the
+    # entries is the developer's to change.
+    wanted = simulator_target(root)
+    identity = ("host", "port", "user", "known_hosts")
+    targets = _read_targets(root)
+    for name in SIMULATOR_TARGETS:
+        entry = targets.get(name)
+        if not isinstance(entry, dict) or any(entry.get(k) != wanted[k] for k in identity):
+            return False
+    return True
+
+
+# The embedded simulator's keys, sandbox and the targets that reach it (in this order: each needs the one before).
+SIMULATOR_STEPS: tuple[Step, ...] = (
+    Step("simulator SSH host key", (SIMULATOR_HOST_KEY, public_path(SIMULATOR_HOST_KEY)), _make_simulator_host_key),
+    Step("gateway SSH client key", (CLIENT_KEY, AUTHORIZED_KEYS), _make_client_key,
+         is_fresh=_client_key_is_authorized),
+    Step("simulator sandbox", (SIMULATOR_JOBS,), _make_simulator_dirs),
+    Step("simulator targets", (TARGETS_FILE,), _write_targets, is_fresh=_targets_are_current),
+)
+
 STEPS: tuple[Step, ...] = (
     Step("Azurite TLS certificate", (CERT_FILE, KEY_FILE), _make_azurite_cert,
          is_fresh=lambda root: cert_is_fresh(root / CERT_FILE)),
     Step(LOCAL_SETTINGS, (Path(LOCAL_SETTINGS),), _copy_local_settings),
     Step("Azurite data folder", (AZURITE_DIR,), _make_azurite_dir),
     Step("development token signing key", (SIGNING_KEY, JWKS_FILE), _make_signing_key),
+    *SIMULATOR_STEPS,
 )
 
 

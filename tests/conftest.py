@@ -1,7 +1,9 @@
 """Shared fixtures. `azurite`: a private, throw-away Azurite (HTTPS, basic OAuth, in memory) for the whole session.
 
 Tests that use it are marked `@pytest.mark.azurite`. Without `node_modules/.bin/azurite` they skip, except under
-CI (`CI=true`), where a missing component is a failure.
+CI (`CI=true`), where a missing component is a failure. The same goes for `sshd` (`@pytest.mark.ssh`: OpenSSH's
+sshd on loopback) and `slurm` (`@pytest.mark.slurm`: a one-node Slurm; needs root). `embedded_simulator` is
+devhost's own SSH simulator and needs nothing. The simulators' helpers live in `tests/infra.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from devhost.azurite import ACCOUNT, AZURITE_BIN, AzuriteProcess, Ports, client_kwargs, start_private_azurite
+from tests.infra import SLURMCTLD, SSHD, EmbeddedLogin, SlurmCluster, Sshd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,3 +111,39 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteFixture
         yield AzuriteFixture(process)
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """OpenSSH's sshd on 127.0.0.1 (a free port), logging in `simgate` as root or the current user otherwise."""
+    if not SSHD.exists():
+        _missing_component(f"{SSHD} is missing: install openssh-server (`make system-deps` as root)")
+    server = Sshd(tmp_path_factory.mktemp("sshd")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[SlurmCluster]:
+    """A one-node Slurm (munged, slurmctld, slurmd) configured in /etc/slurm/slurm.conf; daemons it started stop."""
+    if not SLURMCTLD.exists():
+        _missing_component(f"{SLURMCTLD} is missing: install slurm-wlm and munge (`make system-deps` as root)")
+    if os.geteuid() != 0:
+        _missing_component("the one-node Slurm needs root (it writes /etc/slurm and runs the daemons)")
+    cluster = SlurmCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedLogin]:
+    """devhost's embedded SSH simulator for a throw-away checkout, on a free port."""
+    login = EmbeddedLogin(tmp_path_factory.mktemp("checkout")).start()
+    try:
+        yield login
+    finally:
+        login.stop()

@@ -12,6 +12,9 @@ from typing import Any
 
 from core.config import Settings
 
+# Blob and queue clients pin the service version: the SDK's newest is ahead of what Azurite (local) accepts.
+API_VERSION = "2026-06-06"
+
 RequestObserver = Callable[[str, str], None]
 _observers: list[RequestObserver] = []
 

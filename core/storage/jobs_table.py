@@ -85,6 +85,7 @@ def to_entity(job: Job) -> dict[str, Any]:
         "created_at": job.created_at, "updated_at": job.updated_at,
         "values": json.dumps(job.values), "history": json.dumps([c.as_dict() for c in job.history]),
         "reason": job.reason, "progress": job.progress, "scheduler_id": job.scheduler_id,
+        "token_hash": job.token_hash, "dispatch_message": job.dispatch_message, "dispatch_error": job.dispatch_error,
     }
     return {k: v for k, v in entity.items() if v is not None}
 
@@ -99,7 +100,8 @@ def from_entity(entity: Any) -> Job:
         description=entity.get("description", ""), status=JobState(entity["status"]),
         created_at=entity["created_at"], updated_at=entity["updated_at"],
         values=json.loads(entity.get("values", "{}")), history=history, reason=entity.get("reason"),
-        progress=entity.get("progress"), scheduler_id=entity.get("scheduler_id"),
+        progress=entity.get("progress"), scheduler_id=entity.get("scheduler_id"), token_hash=entity.get("token_hash"),
+        dispatch_message=entity.get("dispatch_message"), dispatch_error=entity.get("dispatch_error"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 

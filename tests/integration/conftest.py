@@ -73,16 +73,34 @@ def gateway(azurite: AzuriteFixture, tmp_path_factory: pytest.TempPathFactory) -
         "AUTH_AUDIENCE": DEV_AUDIENCE,
         "AUTH_JWKS": str(keys / "jwks.json"),
         "SIMGATE_JOBS_TABLE": "jobs" + azurite.unique_name("").replace("-", ""),
+        "SIMGATE_TARGETS": "{}",
+        "SIMGATE_CALLBACK_URL": "http://127.0.0.1:7071",
     }
     _forget_cached_settings()
-    with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False) as host:
+    with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False,
+                 host_json=FAST_RETRIES) as host:
         yield Gateway(host.url.rstrip("/"), keys / "signing.pem")
     _forget_cached_settings()
 
 
+# host.json as shipped, but retrying a failed message after 1 s and giving up after 3 tries, so tests are quick.
+FAST_RETRIES = {
+    **json.loads((ROOT / "host.json").read_text()),
+    "extensions": {
+        "http": {"routePrefix": ""},
+        "queues": {"messageEncoding": "base64", "maxDequeueCount": 3, "visibilityTimeout": "00:00:01",
+                   "maxPollingInterval": "00:00:00.200", "batchSize": 8},
+    },
+}
+
+
 def _forget_cached_settings() -> None:
     from core.storage.jobs_table import jobs_table
+    from core.storage.queues import dispatch_queue
+    from core.targets import get_targets
 
     get_settings.cache_clear()
     jobs_table.cache_clear()
+    dispatch_queue.cache_clear()
+    get_targets.cache_clear()
     auth._KEYS.clear()

@@ -146,6 +146,17 @@ def test_concurrent_edits_are_never_lost(gateway: Gateway) -> None:
         assert (status == 200) == (not final[name]["is_default"]), name  # every 200 landed; every 409 left nothing
 
 
+# --- run (without a simulator: the dispatch itself is in test_dispatch.py) ---------------------------------------
+
+
+def test_a_job_whose_simulator_is_not_configured_is_not_run(gateway: Gateway) -> None:
+    job_id = create(gateway, "martin").body["job_id"]
+    reply = gateway.call("POST", f"/job/{job_id}", user="martin")
+    assert reply.status == 503
+    assert "'local'" in reply.body["detail"]
+    assert gateway.call("GET", f"/job/{job_id}/status", user="martin").body["status"] == "DRAFT"
+
+
 # --- list ----------------------------------------------------------------------------------------------------
 
 
@@ -213,7 +224,7 @@ FIELD_EDIT = {"fields": [{"name": "x", "value": 1}]}
 @pytest.mark.parametrize(
     ("method", "suffix", "body"),
     [("GET", "", None), ("GET", "/status", None), ("PATCH", "", FIELD_EDIT), ("PATCH", "", {"job_title": "mine"}),
-     ("DELETE", "", None)],
+     ("DELETE", "", None), ("POST", "", None)],
 )
 def test_another_users_job_is_a_404_on_every_route(gateway: Gateway, method: str, suffix: str, body: Any) -> None:
     job_id = create(gateway, "alice").body["job_id"]

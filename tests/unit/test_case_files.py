@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -190,8 +191,10 @@ def check_cavity_numerics(values: dict[str, Any], texts: dict[str, str]) -> None
 
 def check_smoothie(values: dict[str, Any], texts: dict[str, str]) -> None:
     params = json.loads(texts["params.json"])
-    assert params == values
-    assert {k: type(v) for k, v in params.items()} == {k: type(v) for k, v in values.items()}
+    model_values = {k: v for k, v in values.items() if k != "label"}  # the label is the log's, not the model's
+    assert params == model_values
+    assert {k: type(v) for k, v in params.items()} == {k: type(v) for k, v in model_values.items()}
+    assert f"echo \"run.sh: run label:\" {shlex.quote(values['label'])}\n" in texts["run.sh"]
     assert texts["model.py"] == (CASES_DIR / "smoothie" / "model.py").read_text(encoding="utf-8")
 
 
@@ -242,7 +245,7 @@ def model() -> ModuleType:
 
 @pytest.fixture
 def smoothie_params(catalog: Catalog) -> dict[str, Any]:
-    return dict(catalog.get("smoothie").defaults())
+    return {k: v for k, v in catalog.get("smoothie").defaults().items() if k != "label"}  # params.json has no label
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,41 @@
+"""The dispatch queue: `POST /job/{id}` puts `{"job_id": ...}` on it; the queue-triggered dispatcher takes it off.
+
+Messages are base64 text, the Functions host's default encoding (host.json says so explicitly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+from core.config import DISPATCH_QUEUE, get_settings
+from core.errors import Unavailable
+from core.storage import API_VERSION, client_options, managed_identity, uses_key
+
+
+@functools.cache
+def dispatch_queue() -> QueueClient:
+    """The worker's client for the dispatch queue (made on first use, the queue created if missing)."""
+    settings = get_settings()
+    options = {**client_options(settings), "api_version": API_VERSION}
+    options["message_encode_policy"] = TextBase64EncodePolicy()
+    if uses_key(settings):
+        client = QueueClient.from_connection_string(settings.storage_connection, DISPATCH_QUEUE, **options)
+    else:
+        url = f"https://{settings.storage_account}.queue.core.windows.net"
+        client = QueueClient(url, DISPATCH_QUEUE, credential=managed_identity(), **options)
+    with contextlib.suppress(ResourceExistsError):
+        client.create_queue()
+    return client
+
+
+def enqueue_dispatch(job_id: str) -> None:
+    """Ask the dispatcher to submit a job."""
+    try:
+        dispatch_queue().send_message(json.dumps({"job_id": job_id}))
+    except AzureError as exc:
+        raise Unavailable("the dispatch queue cannot be reached") from exc

@@ -1,0 +1,191 @@
+"""Run a job: POST /job/{id} → the dispatch queue → SSH to a real simulator → QUEUED with the scheduler's id.
+
+Through OpenSSH's sshd to a one-node Slurm and to a workstation (`direct`), and through devhost's embedded
+simulator; with hostile values, duplicate deliveries, an unreachable target and a wrong host key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.targets import get_targets
+from tests.conftest import AzuriteFixture
+from tests.integration.conftest import Gateway
+
+pytestmark = pytest.mark.azurite
+
+SMOOTHIE = 2
+HOSTILE = "$(touch PWNED1) `touch PWNED2`; touch PWNED3 'q\" ../../x && touch PWNED4"
+
+
+@pytest.fixture
+def use_targets() -> Iterator[Any]:
+    """Point the running gateway at the given targets (dispatch reads them per job), and back afterwards."""
+    import os
+
+    before = os.environ.get("SIMGATE_TARGETS", "{}")
+
+    def use(targets: dict[str, dict[str, Any]]) -> None:
+        os.environ["SIMGATE_TARGETS"] = json.dumps(targets)
+        get_targets.cache_clear()
+
+    yield use
+    os.environ["SIMGATE_TARGETS"] = before
+    get_targets.cache_clear()
+
+
+def run(gateway: Gateway, user: str = "runner", **values: Any) -> str:
+    """Create a smoothie job, set values, run it; its id."""
+    job_id = gateway.call("POST", "/job", {"case_id": SMOOTHIE, "job_title": "run me"}, user=user).body["job_id"]
+    if values:
+        fields = [{"name": k, "value": v} for k, v in values.items()]
+        assert gateway.call("PATCH", f"/job/{job_id}", {"fields": fields}, user=user).status == 200
+    reply = gateway.call("POST", f"/job/{job_id}", user=user)
+    assert reply.status == 202, reply.body
+    assert reply.headers["location"] == f"/job/{job_id}/status"
+    return job_id
+
+
+def settle(gateway: Gateway, job_id: str, user: str = "runner", timeout: float = 40) -> dict[str, Any]:
+    """The job once it has left SUBMITTED (polling its status, as a frontend would)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = gateway.call("GET", f"/job/{job_id}", user=user).body
+        if job["status"] != "SUBMITTED":
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still SUBMITTED after {timeout} s")
+
+
+# --- through OpenSSH's sshd ----------------------------------------------------------------------------------
+
+
+@pytest.mark.ssh
+@pytest.mark.slurm
+def test_a_smoothie_job_is_queued_on_real_slurm(gateway: Gateway, sshd: Any, slurm: Any, use_targets: Any) -> None:
+    use_targets({"local": sshd.target("local", scheduler="slurm")})
+    job_id = run(gateway)
+    assert gateway.call("GET", f"/job/{job_id}/status", user="runner").body["status"] in ("SUBMITTED", "QUEUED")
+    job = settle(gateway, job_id)
+    assert job["status"] == "QUEUED", job
+    assert [h["status"] for h in job["history"]] == ["DRAFT", "SUBMITTED", "QUEUED"]
+    assert job["history"][-1]["by"] == "dispatcher"
+    assert slurm.jobs_named(job_id) == [job["scheduler_id"]]
+    job_dir = f"{sshd.home}/simgate-jobs/{job_id}"
+    for name in ("run.sh", "model.py", "params.json", "simgate_wrapper.py", "simgate_batch.sh", "simgate_job.json"):
+        assert sshd.exists(f"{job_dir}/{name}"), name
+    assert "#SBATCH" in sshd.read(f"{job_dir}/simgate_batch.sh")
+    assert sshd.mode(f"{job_dir}/simgate_job.json") == 0o600
+    assert slurm.wait_done(job["scheduler_id"], timeout=60) == "COMPLETED"
+    assert sshd.read(f"{job_dir}/.simgate-exit-code").strip() == "0"
+    assert sshd.exists(f"{job_dir}/mixing_index.csv")
+
+
+@pytest.mark.ssh
+@pytest.mark.slurm
+def test_the_same_message_twice_submits_once(
+    gateway: Gateway, azurite: AzuriteFixture, sshd: Any, slurm: Any, use_targets: Any
+) -> None:
+    use_targets({"local": sshd.target("local", scheduler="slurm")})
+    job_id = run(gateway)
+    queue = azurite.queue("dispatch")
+    queue.send_message(json.dumps({"job_id": job_id}))  # a duplicate right behind the first
+    job = settle(gateway, job_id)
+    queue.send_message(json.dumps({"job_id": job_id}))  # and a late one
+    time.sleep(3)
+    assert slurm.jobs_named(job_id) == [job["scheduler_id"]]
+    final = gateway.call("GET", f"/job/{job_id}", user="runner").body
+    assert [h["status"] for h in final["history"]] == ["DRAFT", "SUBMITTED", "QUEUED"]
+
+
+@pytest.mark.ssh
+def test_hostile_values_are_refused_or_inert_on_the_target(gateway: Gateway, sshd: Any, use_targets: Any) -> None:
+    use_targets({"local": sshd.target("local", scheduler="direct")})
+    job_id = gateway.call("POST", "/job", {"case_id": SMOOTHIE, "job_title": HOSTILE}, user="runner").body["job_id"]
+    refused = [{"name": "mesh", "value": "coarse; touch PWNED5"}, {"name": "label", "value": "a\ntouch PWNED6"},
+               {"name": "fruit_density", "value": "$(touch PWNED7)"}, {"name": "pulse", "value": "`touch PWNED8`"}]
+    for field in refused:
+        assert gateway.call("PATCH", f"/job/{job_id}", {"fields": [field]}, user="runner").status == 422
+    assert gateway.call("PATCH", f"/job/{job_id}", {"fields": [{"name": "label", "value": HOSTILE},
+                                                               {"name": "mesh", "value": "coarse"}]},
+                        user="runner").status == 200
+    assert gateway.call("POST", f"/job/{job_id}", user="runner").status == 202
+    job = settle(gateway, job_id)
+    assert job["status"] == "QUEUED", job
+    job_dir = f"{sshd.home}/simgate-jobs/{job_id}"
+    log = wait_for(lambda: sshd.read_if(f"{job_dir}/stdout.txt"), "the job's log")
+    assert f"run label: {HOSTILE}" in log  # the value arrived whole, as text
+    wait_for(lambda: sshd.read_if(f"{job_dir}/.simgate-exit-code"), "the job to end")
+    for root in (job_dir, sshd.home, f"{sshd.home}/simgate-jobs"):
+        assert not any(Path(p).name.startswith("PWNED") for p in sshd.listdir(root)), root
+
+
+@pytest.mark.ssh
+def test_an_unreachable_target_is_retried_then_failed_with_a_reason(
+    gateway: Gateway, sshd: Any, use_targets: Any
+) -> None:
+    target = sshd.target("local")
+    use_targets({"local": {**target, "port": free_port()}})  # nothing listens there: connection refused
+    job_id = run(gateway)
+    job = settle(gateway, job_id, timeout=60)
+    assert job["status"] == "FAILED"
+    assert "connection refused" in job["reason"]
+    assert "gave up after retries" in job["reason"]
+
+
+@pytest.mark.ssh
+def test_a_wrong_host_key_is_refused_at_once_and_runs_nothing(
+    gateway: Gateway, sshd: Any, use_targets: Any, tmp_path: Path
+) -> None:
+    import asyncssh
+
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()[:2]
+    target = sshd.target("local")
+    use_targets({"local": {**target, "known_hosts": f"[{sshd.host}]:{sshd.port} {' '.join(other)}"}})
+    job_id = run(gateway)
+    job = settle(gateway, job_id)
+    assert job["status"] == "FAILED"
+    assert "host key" in job["reason"]
+    assert not sshd.exists(f"{sshd.home}/simgate-jobs/{job_id}")
+
+
+# --- through devhost's embedded simulator --------------------------------------------------------------------
+
+
+@pytest.mark.ssh
+def test_a_smoothie_job_is_queued_on_the_embedded_simulator(
+    gateway: Gateway, embedded_simulator: Any, use_targets: Any
+) -> None:
+    use_targets({"local": embedded_simulator.target("local")})
+    job_id = run(gateway)
+    job = settle(gateway, job_id)
+    assert job["status"] == "QUEUED", job
+    assert job["scheduler_id"].isdigit()  # the direct scheduler's id is the process id
+    job_dir = Path(embedded_simulator.target("local")["base_dir"]) / job_id
+    wait_for(lambda: (job_dir / ".simgate-exit-code").exists(), "the job to end")
+    assert (job_dir / ".simgate-exit-code").read_text().strip() == "0"
+    assert (job_dir / "concentration.csv").exists()
+
+
+def wait_for(probe: Any, what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
