@@ -46,6 +46,8 @@ typecheck: setup
 
 bench: setup
 	$(PY) -m bench.cold_start
+	$(PY) -m bench.storage_calls
+	$(PY) -m bench.dispatch
 
 clean:
 	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache
