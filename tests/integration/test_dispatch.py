@@ -16,6 +16,7 @@ import pytest
 
 from core.targets import get_targets
 from tests.conftest import AzuriteFixture
+from tests.infra import free_port
 from tests.integration.conftest import Gateway
 
 pytestmark = pytest.mark.azurite
@@ -181,11 +182,3 @@ def wait_for(probe: Any, what: str, timeout: float = 60) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
