@@ -43,13 +43,14 @@ WRAPPER = APP_ROOT / "simulator" / "wrapper.py"
 # to the job's user, and submit once. The marker is written by the same command that submits, so a retried dispatch
 # finds it and only refreshes the token file (the claim gave the job a new token) instead of submitting again.
 # Values are positional parameters ("$1"...), never pasted into the command text.
-SUBMIT_ONCE = (  # one line: a csh-family login shell refuses newlines inside quotes
+SUBMIT_ONCE = (  # one line (a csh-family login shell refuses newlines inside quotes), and few processes: it is
+    # most of a dispatch's time on the target
     'umask 077; mkdir -p "$1" && cd "$1" && shift || exit; '
     "if [ -s .simgate-submitted ]; then tar -xf - simgate_job.json && chmod go= simgate_job.json "
-    "&& cat .simgate-submitted; "
+    '&& read -r id < .simgate-submitted && printf "%s\\n" "$id"; '
     # tar run by root keeps the archive's modes: make everything private
-    'else tar -xf - && chmod -R go= . || exit; "$@" > .simgate-submitted.part '
-    "&& mv .simgate-submitted.part .simgate-submitted && cat .simgate-submitted; fi"
+    'else tar -xf - && chmod -R go= . && id=$("$@") && printf "%s\\n" "$id" > .simgate-submitted '
+    '&& printf "%s\\n" "$id"; fi'
 )
 
 
