@@ -182,3 +182,17 @@ def wait_for(probe: Any, what: str, timeout: float = 60) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.ssh
+@pytest.mark.slurm
+def test_a_failing_submit_fails_the_job_at_once_with_its_stderr(
+    gateway: Gateway, sshd: Any, slurm: Any, use_targets: Any
+) -> None:
+    use_targets({"local": sshd.target("local", scheduler="slurm", options={"partition": "nosuch"})})
+    job_id = run(gateway)
+    job = settle(gateway, job_id)
+    assert job["status"] == "FAILED"
+    assert "exit 1" in job["reason"]
+    assert "partition" in job["reason"].lower()  # sbatch's own words, from its stderr
+    assert slurm.jobs_named(job_id) == []
