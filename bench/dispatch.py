@@ -66,9 +66,9 @@ async def dispatch_all(ids: list[str], fresh: bool, batch: int) -> tuple[float, 
 
 def check_queued(ids: list[str]) -> int:
     """How many of `ids` are QUEUED with a scheduler id (every one should be)."""
-    from core.storage.jobs_table import jobs_table
+    from core.jobs import read_job
 
-    return sum(1 for i in ids if (j := jobs_table().get(i)).status is JobState.QUEUED and j.scheduler_id)
+    return sum(1 for i in ids if (j := read_job(i)).status is JobState.QUEUED and j.scheduler_id)
 
 
 def server(kind: str, state: Path) -> Any:

@@ -27,7 +27,7 @@ from core.catalog import get_catalog
 from core.config import APP_ROOT, get_settings
 from core.errors import CatalogError, DispatchRefused, GatewayError, Unavailable
 from core.job import Job, advanced
-from core.jobs import change_job
+from core.jobs import change_job, read_job
 from core.render import render_case
 from core.schedulers import get_scheduler
 from core.schedulers.base import Scheduler, Submission
@@ -75,7 +75,7 @@ class Plan:
 
 async def dispatch(job_id: str, message_id: str) -> None:
     """Submit `job_id` if it is still waiting to be; see the module's docstring for the failure rules."""
-    job = await _store(_read, job_id)
+    job = await _store(read_job, job_id)
     if not _ours(job, message_id):
         log.info("dispatch %s: %s, nothing to do", job_id, job.status.value)
         return
@@ -108,12 +108,6 @@ def give_up(job_id: str) -> None:
         return advanced(job, JobState.FAILED, "dispatcher", f"dispatch: {why} (gave up after retries)")
 
     change_job(job_id, fail)
-
-
-def _read(job_id: str) -> Job:
-    from core.storage.jobs_table import jobs_table
-
-    return jobs_table().get(job_id)
 
 
 def _ours(job: Job, message_id: str) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.auth import Principal
 from core.errors import (
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from core.storage.jobs_table import JobsTable
 
 ATTEMPTS = 4  # conditional writes tried before a conflict is refused
+T = TypeVar("T")
 
 
 def _table() -> JobsTable:
@@ -164,27 +165,30 @@ def _state_named(text: str) -> JobState:
 
 def show_job(caller: Principal, job_id: str) -> dict[str, Any]:
     """Everything about one job."""
-    job = _owned(caller, _table().get(job_id))
+    job = _owned(caller, read_job(job_id))
     return detail(job, _case(job.case_id))
 
 
 def job_status(caller: Principal, job_id: str) -> dict[str, Any]:
     """The cheap status view of one job (one point read)."""
-    return status_view(_owned(caller, _table().get(job_id)))
+    return status_view(_owned(caller, read_job(job_id)))
 
 
 def delete_job(caller: Principal, job_id: str) -> None:
     """Remove a job that is a DRAFT or has ended; an active job must be cancelled first (409)."""
-    for attempt in range(ATTEMPTS):
-        job = _owned(caller, _table().get(job_id))
+
+    def attempt(_: int) -> None:
+        job = _owned(caller, read_job(job_id))
         if job.status.active:
             raise Conflict(f"job {job_id} is {job.status.value}: cancel it before deleting it")
-        try:
-            _table().delete(job)
-            return
-        except ConcurrencyConflict:
-            if attempt == ATTEMPTS - 1:
-                raise
+        _table().delete(job)
+
+    _retrying(attempt)
+
+
+def read_job(job_id: str) -> Job:
+    """The job as stored (one point read), whoever owns it: for the gateway's own workers, not for callers."""
+    return _table().get(job_id)
 
 
 def _owned(caller: Principal, job: Job) -> Job:
@@ -202,17 +206,25 @@ def change_job(
     `caller`, a job that is not theirs is `NotFound`. A `job` the caller has just read saves the first read.
     """
     split_job_id(job_id)
-    for attempt in range(ATTEMPTS):
-        job = job if job is not None and attempt == 0 else _table().get(job_id)
+    first = job
+
+    def attempt(number: int) -> Job:
+        current = first if first is not None and number == 0 else read_job(job_id)
         if caller is not None:
-            _owned(caller, job)
-        changed = edit(job)
-        if changed is None:
-            return job
+            _owned(caller, current)
+        changed = edit(current)
+        return current if changed is None else _table().replace(changed)
+
+    return _retrying(attempt)
+
+
+def _retrying(attempt: Callable[[int], T]) -> T:
+    """Run a read-then-conditional-write `attempt` again, from a fresh read, after each conflict; at most ATTEMPTS."""
+    for number in range(ATTEMPTS):
         try:
-            return _table().replace(changed)
+            return attempt(number)
         except ConcurrencyConflict:
-            if attempt == ATTEMPTS - 1:
+            if number == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
