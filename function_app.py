@@ -5,8 +5,12 @@ import azure.functions as func
 from blueprints.cases import bp as cases_bp
 from blueprints.dispatch import bp as dispatch_bp
 from blueprints.jobs import bp as jobs_bp
+from blueprints.outputs import bp as outputs_bp
+from blueprints.reports import bp as reports_bp
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(cases_bp)
 app.register_functions(jobs_bp)
+app.register_functions(outputs_bp)
+app.register_functions(reports_bp)
 app.register_functions(dispatch_bp)

@@ -34,7 +34,7 @@ def authenticate(authorization: str | None) -> Principal:
     """The caller named by an `Authorization: Bearer <jwt>` header; `Unauthenticated` says why not."""
     import jwt
 
-    token = _bearer(authorization)
+    token = bearer_token(authorization)
     settings = get_settings()
     try:
         key = _signing_key(token)
@@ -54,7 +54,8 @@ def authenticate(authorization: str | None) -> Principal:
     return _principal(claims, settings.auth_admin_role)
 
 
-def _bearer(authorization: str | None) -> str:
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header; `Unauthenticated` when there is none."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("an Authorization: Bearer token is required")

@@ -212,6 +212,13 @@ class Output(_Strict):
         return self
 
 
+# The wrapper captures the entry script's stdout and stderr in these files and uploads them with every job.
+LOG_OUTPUTS = {
+    "stdout": Output(name="stdout", glob="simgate-stdout.log", label="Job output log", content_type="text/plain"),
+    "stderr": Output(name="stderr", glob="simgate-stderr.log", label="Job error log", content_type="text/plain"),
+}
+
+
 class Case(_Strict):
     """A simulation case: a template with typed parameters, run on a named target."""
 
@@ -232,10 +239,17 @@ class Case(_Strict):
         _ensure_unique("field name", [f.name for f in self.leaves()])
         _ensure_unique("group name", [g.name for g in _groups(self.fields)])
         _ensure_unique("output name", [o.name for o in self.outputs])
+        reserved = {o.name for o in self.outputs} & set(LOG_OUTPUTS)
+        if reserved:
+            raise ValueError(f"output names {sorted(reserved)} are reserved for the job's logs")
         _ensure_unique("script path", [s.path for s in self.scripts])
         if self.entry not in {s.path for s in self.scripts}:
             raise ValueError(f"entry {self.entry!r} is not the path of one of the scripts")
         return self
+
+    def output_specs(self) -> list[Output]:
+        """The declared outputs and the job's two logs, which every job uploads."""
+        return [*self.outputs, *LOG_OUTPUTS.values()]
 
     def leaves(self) -> list[LeafField]:
         """Every leaf field, in display order."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,10 @@ class Settings:
     auth_admin_role: str
     auth_leeway_seconds: int
     callback_url: str
+    outputs_url: str  # the blob service holding each job's outputs container
+    storage_credential: str  # "managed-identity" (Azure) or "azurite" (local: tokens Azurite's basic OAuth takes)
+    download_minutes: int  # lifetime of a download URL (read SAS)
+    upload_minutes: int  # lifetime of a job's upload grant
 
 
 def _path_or_url(value: str) -> str:
@@ -49,4 +54,28 @@ def get_settings() -> Settings:
         auth_admin_role=env("AUTH_ADMIN_ROLE", "simgate.admin"),
         auth_leeway_seconds=int(env("AUTH_LEEWAY_SECONDS", "30")),
         callback_url=env("SIMGATE_CALLBACK_URL", "").rstrip("/"),
+        outputs_url=_blob_service_url(env),
+        storage_credential=env("SIMGATE_STORAGE_CREDENTIAL", "managed-identity"),
+        download_minutes=_minutes(env("SIMGATE_DOWNLOAD_MINUTES", "10")),
+        upload_minutes=_minutes(env("SIMGATE_UPLOAD_MINUTES", "60")),
     )
+
+
+MAX_GRANT_MINUTES = 60  # no SAS lives longer than an hour
+
+
+def _minutes(text: str) -> int:
+    """A SAS lifetime from settings, kept within 1..60 minutes."""
+    return min(max(int(text), 1), MAX_GRANT_MINUTES)
+
+
+def _blob_service_url(env: Callable[[str, str], str]) -> str:
+    """The blob endpoint: set outright, the identity-based connection's, the connection string's, or the account's."""
+    explicit = env("SIMGATE_OUTPUTS_URL", "") or env("AzureWebJobsStorage__blobServiceUri", "")
+    if explicit:
+        return explicit.rstrip("/")
+    parts = dict(p.split("=", 1) for p in env("AzureWebJobsStorage", "").split(";") if "=" in p)
+    if "BlobEndpoint" in parts:
+        return parts["BlobEndpoint"].rstrip("/")
+    account = env("AzureWebJobsStorage__accountName", "") or parts.get("AccountName", "")
+    return f"https://{account}.blob.core.windows.net" if account else ""

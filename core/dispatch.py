@@ -11,6 +11,7 @@ fail the job at once with the reason.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import json
@@ -21,6 +22,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from core.catalog import get_catalog
@@ -39,6 +41,7 @@ from core.values import effective_values
 log = logging.getLogger(__name__)
 
 WRAPPER = APP_ROOT / "simulator" / "wrapper.py"
+CA_FILE = "simgate_ca.pem"
 # One remote command per job: unpack the job's files from the archive on stdin into a folder of its own, private
 # to the job's user, and submit once. The marker is written by the same command that submits, so a retried dispatch
 # finds it and only refreshes the token file (the claim gave the job a new token) instead of submitting again.
@@ -168,6 +171,9 @@ def _files(plan: Plan) -> list[JobFile]:
     rendered = render_case(catalog.folder(case), case, values, {"id": plan.job.job_id, "title": plan.job.title})
     files = [JobFile(f.path, f.text.encode(), 0o755 if f.executable else 0o644) for f in rendered]
     files.append(JobFile("simgate_wrapper.py", WRAPPER.read_bytes(), 0o644))
+    ca = get_settings().storage_ca
+    if ca:  # a private CA (Azurite's, locally): the wrapper trusts it for its uploads and callbacks
+        files.append(JobFile(CA_FILE, _read_ca(ca), 0o644))
     files.append(JobFile("simgate_batch.sh", plan.scheduler.batch_script(_submission(plan)).encode(), 0o755))
     return files
 
@@ -181,8 +187,14 @@ def _job_file(plan: Plan, token: str) -> JobFile:
         "callback_url": f"{get_settings().callback_url}/job/{plan.job.job_id}/status",
         "entry": case.entry,
         "outputs": [o.model_dump(include={"name", "glob", "content_type"}) for o in case.outputs],
+        "ca_file": CA_FILE if get_settings().storage_ca else None,
     }
     return JobFile("simgate_job.json", json.dumps(body, indent=2).encode(), 0o600)
+
+
+@functools.cache
+def _read_ca(path: str) -> bytes:
+    return Path(path).read_bytes()
 
 
 def _submission(plan: Plan) -> Submission:

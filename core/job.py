@@ -36,6 +36,23 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Output:
+    """One file a job produced, as found in storage: `name` is the case's output (or a log) it belongs to."""
+
+    output_id: str
+    name: str
+    file: str
+    label: str
+    content_type: str
+    size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The output as stored."""
+        return {"output_id": self.output_id, "name": self.name, "file": self.file, "label": self.label,
+                "content_type": self.content_type, "size": self.size}
+
+
+@dataclass(frozen=True)
 class Job:
     """A job as stored; `etag` is the version it was read at, for conditional writes."""
 
@@ -52,6 +69,8 @@ class Job:
     history: tuple[Change, ...] = ()
     reason: str | None = None
     progress: float | None = None
+    message: str | None = None  # the simulator's last word on how the job is going
+    outputs: tuple[Output, ...] = ()
     scheduler_id: str | None = None
     token_hash: str | None = None  # SHA-256 of the job token the simulator calls back with; the token is never stored
     dispatch_message: str | None = None  # the queue message that claimed the dispatch
@@ -72,7 +91,12 @@ def advanced(job: Job, to: JobState, by: str, reason: str | None = None, **chang
 
 def now_iso() -> str:
     """The current UTC time as ISO 8601 with milliseconds and a Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_time(datetime.now(UTC))
+
+
+def iso_time(moment: datetime) -> str:
+    """A UTC time as ISO 8601 with milliseconds and a Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def owner_key(user_id: str) -> str:
@@ -116,4 +140,6 @@ def status_view(job: Job) -> dict[str, Any]:
         view["reason"] = job.reason
     if job.progress is not None:
         view["progress"] = job.progress
+    if job.message:
+        view["message"] = job.message
     return view

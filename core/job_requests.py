@@ -43,6 +43,28 @@ class JobPatch(_Body):
     fields: list[FieldValue] | None = Field(default=None, max_length=500)
 
 
+# An output file's path in the job folder, also its blob name: plain segments, no dot files, no "..".
+OUTPUT_FILE = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9._-]{0,99}){0,4}$"
+MAX_OUTPUTS = 200
+
+
+class OutputClaim(_Body):
+    """An output the simulator says it uploaded: which of the case's outputs, and the file (blob) name."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    file: str = Field(max_length=300, pattern=OUTPUT_FILE)
+
+
+class StatusReport(_Body):
+    """`PATCH /job/{id}/status` from the simulator. `status` is matched case-insensitively, aliases allowed."""
+
+    status: str = Field(min_length=1, max_length=40)
+    message: Text | None = Field(default=None, max_length=2000)
+    progress: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    exit_code: int | None = Field(default=None, ge=-255, le=1_000_000)
+    outputs: list[OutputClaim] | None = Field(default=None, max_length=MAX_OUTPUTS)
+
+
 Model = TypeVar("Model", bound=_Body)
 
 

@@ -31,6 +31,7 @@ from core.states import JobState, parse_state
 if TYPE_CHECKING:
     from core.cases import Case
     from core.storage.jobs_table import JobsTable
+    from core.storage.outputs import JobOutputs
 
 ATTEMPTS = 4  # conditional writes tried before a conflict is refused
 T = TypeVar("T")
@@ -40,6 +41,12 @@ def _table() -> JobsTable:
     from core.storage.jobs_table import jobs_table
 
     return jobs_table()
+
+
+def _outputs() -> JobOutputs:
+    from core.storage.outputs import job_outputs
+
+    return job_outputs()
 
 
 def _case(case_id: int) -> Case:
@@ -102,6 +109,7 @@ def run_job(caller: Principal, job_id: str) -> dict[str, Any]:
 
     job = change_job(job_id, lambda j: _submitted(j, caller), caller)
     try:
+        _outputs().create(job.job_id)  # the container the job's upload grant will be limited to
         enqueue_dispatch(job.job_id)
     except Unavailable:
         change_job(job_id, _back_to_draft)  # nothing will dispatch it: let the user try again
@@ -165,30 +173,37 @@ def _state_named(text: str) -> JobState:
 
 def show_job(caller: Principal, job_id: str) -> dict[str, Any]:
     """Everything about one job."""
-    job = _owned(caller, read_job(job_id))
+    job = owned_job(caller, job_id)
     return detail(job, _case(job.case_id))
 
 
 def job_status(caller: Principal, job_id: str) -> dict[str, Any]:
     """The cheap status view of one job (one point read)."""
-    return status_view(_owned(caller, read_job(job_id)))
+    return status_view(owned_job(caller, job_id))
 
 
 def delete_job(caller: Principal, job_id: str) -> None:
-    """Remove a job that is a DRAFT or has ended; an active job must be cancelled first (409)."""
+    """Remove a job that is a DRAFT or has ended, with its outputs; an active job must be cancelled first (409)."""
 
-    def attempt(_: int) -> None:
-        job = _owned(caller, read_job(job_id))
+    def attempt(_: int) -> Job:
+        job = owned_job(caller, job_id)
         if job.status.active:
             raise Conflict(f"job {job_id} is {job.status.value}: cancel it before deleting it")
         _table().delete(job)
+        return job
 
-    _retrying(attempt)
+    if _retrying(attempt).status is not JobState.DRAFT:
+        _outputs().delete(job_id)  # after the record: a failure here leaves an orphan, never a job without outputs
 
 
 def read_job(job_id: str) -> Job:
     """The job as stored (one point read), whoever owns it: for the gateway's own workers, not for callers."""
     return _table().get(job_id)
+
+
+def owned_job(caller: Principal, job_id: str) -> Job:
+    """The caller's job (one point read); another user's job is `NotFound`, as if it did not exist."""
+    return _owned(caller, read_job(job_id))
 
 
 def _owned(caller: Principal, job: Job) -> Job:
@@ -238,5 +253,6 @@ def detail(job: Job, case: Case) -> dict[str, Any]:
     ]
     return {
         **header(job), "values": values, "history": [c.as_dict() for c in job.history],
-        "reason": job.reason, "progress": job.progress, "scheduler_id": job.scheduler_id, "outputs": [],
+        "reason": job.reason, "progress": job.progress, "message": job.message, "scheduler_id": job.scheduler_id,
+        "outputs": [o.as_dict() for o in job.outputs],
     }

@@ -66,7 +66,8 @@ class AzuriteFixture:
 
     def app_settings(self) -> dict[str, str]:
         """App settings that point a function app (or DevHost) at this instance."""
-        return {"AzureWebJobsStorage": self.connection_string, "SIMGATE_STORAGE_CA": str(self.ca_path)}
+        return {"AzureWebJobsStorage": self.connection_string, "SIMGATE_STORAGE_CA": str(self.ca_path),
+                "SIMGATE_STORAGE_CREDENTIAL": "azurite"}
 
     def queue(self, name: str, *, base64: bool = True) -> Any:
         """A QueueClient for `name`; base64 (the host's default encoding) unless `base64=False`."""

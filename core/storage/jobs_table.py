@@ -21,7 +21,7 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from core.config import Settings, get_settings
 from core.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound, Unavailable
-from core.job import Change, Job, split_job_id
+from core.job import Change, Job, Output, split_job_id
 from core.states import JobState
 from core.storage import client_options, managed_identity, uses_key
 
@@ -84,7 +84,9 @@ def to_entity(job: Job) -> dict[str, Any]:
         "case_id": job.case_id, "title": job.title, "description": job.description, "status": job.status.value,
         "created_at": job.created_at, "updated_at": job.updated_at,
         "values": json.dumps(job.values), "history": json.dumps([c.as_dict() for c in job.history]),
-        "reason": job.reason, "progress": job.progress, "scheduler_id": job.scheduler_id,
+        "reason": job.reason, "progress": job.progress, "message": job.message,
+        "outputs": json.dumps([o.as_dict() for o in job.outputs]) if job.outputs else None,
+        "scheduler_id": job.scheduler_id,
         "token_hash": job.token_hash, "dispatch_message": job.dispatch_message, "dispatch_error": job.dispatch_error,
     }
     return {k: v for k, v in entity.items() if v is not None}
@@ -100,7 +102,9 @@ def from_entity(entity: Any) -> Job:
         description=entity.get("description", ""), status=JobState(entity["status"]),
         created_at=entity["created_at"], updated_at=entity["updated_at"],
         values=json.loads(entity.get("values", "{}")), history=history, reason=entity.get("reason"),
-        progress=entity.get("progress"), scheduler_id=entity.get("scheduler_id"), token_hash=entity.get("token_hash"),
+        progress=entity.get("progress"), message=entity.get("message"),
+        outputs=tuple(Output(**o) for o in json.loads(entity.get("outputs", "[]"))),
+        scheduler_id=entity.get("scheduler_id"), token_hash=entity.get("token_hash"),
         dispatch_message=entity.get("dispatch_message"), dispatch_error=entity.get("dispatch_error"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -57,10 +58,20 @@ class Gateway:
             sent.setdefault("Content-Type", "application/json")
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=sent)
         try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
+            with _OPENER.open(request, timeout=30) as resp:
                 return Reply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
         except urllib.error.HTTPError as err:
             return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Answers are seen as they are: a 302 is returned to the test, not followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +90,8 @@ def gateway(azurite: AzuriteFixture, tmp_path_factory: pytest.TempPathFactory) -
     _forget_cached_settings()
     with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False,
                  host_json=FAST_RETRIES) as host:
+        os.environ["SIMGATE_CALLBACK_URL"] = host.url.rstrip("/")  # the port is known once the host listens
+        _forget_cached_settings()
         yield Gateway(host.url.rstrip("/"), keys / "signing.pem")
     _forget_cached_settings()
 
@@ -96,11 +109,13 @@ FAST_RETRIES = {
 
 def _forget_cached_settings() -> None:
     from core.storage.jobs_table import jobs_table
+    from core.storage.outputs import job_outputs
     from core.storage.queues import dispatch_queue
     from core.targets import get_targets
 
     get_settings.cache_clear()
     jobs_table.cache_clear()
+    job_outputs.cache_clear()
     dispatch_queue.cache_clear()
     get_targets.cache_clear()
     auth._KEYS.clear()
