@@ -48,6 +48,7 @@ bench: setup
 	$(PY) -m bench.cold_start
 	$(PY) -m bench.storage_calls
 	$(PY) -m bench.dispatch
+	$(PY) -m bench.outputs
 
 clean:
 	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

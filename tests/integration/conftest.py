@@ -15,6 +15,7 @@ import pytest
 
 from core import auth
 from core.config import get_settings
+from core.targets import get_targets
 from devhost.host import DevHost
 from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, make_key_pair, mint
 from tests.conftest import ROOT, AzuriteFixture
@@ -94,6 +95,20 @@ def gateway(azurite: AzuriteFixture, tmp_path_factory: pytest.TempPathFactory) -
         _forget_cached_settings()
         yield Gateway(host.url.rstrip("/"), keys / "signing.pem")
     _forget_cached_settings()
+
+
+@pytest.fixture
+def use_targets() -> Iterator[Any]:
+    """Point the running gateway at the given targets (dispatch reads them per job), and back afterwards."""
+    before = os.environ.get("SIMGATE_TARGETS", "{}")
+
+    def use(targets: dict[str, dict[str, Any]]) -> None:
+        os.environ["SIMGATE_TARGETS"] = json.dumps(targets)
+        get_targets.cache_clear()
+
+    yield use
+    os.environ["SIMGATE_TARGETS"] = before
+    get_targets.cache_clear()
 
 
 # host.json as shipped, but retrying a failed message after 1 s and giving up after 3 tries, so tests are quick.

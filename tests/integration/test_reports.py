@@ -89,29 +89,35 @@ def test_reports_move_the_job_and_the_csv_downloads_through_its_sas_url(
 ) -> None:
     job_id, token = queued_job(gateway)
     running = report(gateway, job_id, token, "Running", progress=12.5, message="time step 40")
-    assert running.status == 200 and running.body["status"] == "RUNNING"
+    assert running.status == 200
+    assert running.body["status"] == "RUNNING"
     polled = gateway.call("GET", f"/job/{job_id}/status", user="martin").body
     assert (polled["progress"], polled["message"]) == (12.5, "time step 40")
 
     finalizing = report(gateway, job_id, token, "clean up")
     grant = finalizing.body["upload"]
     assert finalizing.body["status"] == "FINALIZING"
-    assert grant["url"].endswith(f"/job-{job_id}") and "sig=" in grant["sas"]
+    assert grant["url"].endswith(f"/job-{job_id}")
+    assert "sig=" in grant["sas"]
     assert put_blob(azurite, grant, "mixing_index.csv", CSV, "text/csv") == 201
     done = report(gateway, job_id, token, "DONE", outputs=[{"name": "mixing_index", "file": "mixing_index.csv"}])
-    assert done.status == 200 and done.body["status"] == "COMPLETED"
+    assert done.status == 200
+    assert done.body["status"] == "COMPLETED"
 
     listed = gateway.call("GET", f"/job/{job_id}/output", user="martin")
     assert listed.status == 200
     [output] = listed.body
     assert (output["output_id"], output["name"], output["content_type"], output["size"]) == (
         "mixing_index.csv", "mixing_index", "text/csv", len(CSV))
-    assert output["uri"].endswith(f"/job-{job_id}/mixing_index.csv") and "?" not in output["uri"]
+    assert output["uri"].endswith(f"/job-{job_id}/mixing_index.csv")
+    assert "?" not in output["uri"]
 
     signed = gateway.call("GET", f"/job/{job_id}/output/mixing_index.csv", user="martin")
-    assert signed.status == 200 and signed.headers["cache-control"] == "no-store"
+    assert signed.status == 200
+    assert signed.headers["cache-control"] == "no-store"
     grant = signed.body
-    assert grant["url"] == f"{grant['uri']}?{grant['token']}" and grant["url"].startswith("https://")
+    assert grant["url"] == f"{grant['uri']}?{grant['token']}"
+    assert grant["url"].startswith("https://")
     status, headers, body = https(azurite, "GET", grant["url"])
     assert status == 200, headers
     assert headers["content-disposition"] == 'attachment; filename="mixing_index.csv"'
@@ -131,7 +137,8 @@ def test_redirect_answers_302_to_the_sas_url(gateway: Gateway, azurite: AzuriteF
     assert moved.status == 302
     assert https(azurite, "GET", moved.headers["location"])[2] == CSV
     bad = gateway.call("GET", f"/job/{job_id}/output/mixing_index.csv?redirect=maybe", user="martin")
-    assert bad.status == 400 and bad.body["errors"][0]["name"] == "redirect"
+    assert bad.status == 400
+    assert bad.body["errors"][0]["name"] == "redirect"
 
 
 def test_downloads_cost_one_storage_request_once_the_key_is_cached(gateway: Gateway, azurite: AzuriteFixture) -> None:
@@ -162,7 +169,8 @@ def test_the_read_sas_reads_one_blob_and_nothing_else(gateway: Gateway, azurite:
     assert https(azurite, "DELETE", grant["url"])[0] == 403
     other = f"{grant['uri'].rsplit('/', 1)[0]}/simgate-stdout.log?{grant['token']}"
     assert https(azurite, "GET", other)[0] == 403
-    assert "spr=https" in grant["token"] and "sp=r&" in grant["token"]
+    assert "spr=https" in grant["token"]
+    assert "sp=r&" in grant["token"]
 
 
 def test_an_expired_read_sas_is_refused(gateway: Gateway, azurite: AzuriteFixture) -> None:
@@ -187,7 +195,8 @@ def test_the_upload_grant_writes_only_into_its_own_job(gateway: Gateway, azurite
     assert https(azurite, "GET", f"{grant['url']}?restype=container&comp=list&{grant['sas']}")[0] == 403
     elsewhere = {**grant, "url": grant["url"].replace(job_id, other_id)}
     assert put_blob(azurite, elsewhere, "mixing_index.csv", CSV, "text/csv") == 403
-    assert "sp=cw&" in grant["sas"] and "spr=https" in grant["sas"]
+    assert "sp=cw&" in grant["sas"]
+    assert "spr=https" in grant["sas"]
 
 
 # --- who may report, and when ----------------------------------------------------------------------------------
@@ -225,8 +234,12 @@ def test_late_and_repeated_reports_change_nothing(gateway: Gateway) -> None:
     first = report(gateway, job_id, token, "FINALIZING")
     late = report(gateway, job_id, token, "RUNNING", progress=50)
     repeated = report(gateway, job_id, token, "clean up")
-    assert late.status == 200 and late.body["status"] == "FINALIZING" and "progress" not in late.body
-    assert repeated.status == 200 and "upload" in repeated.body and "upload" in first.body
+    assert late.status == 200
+    assert late.body["status"] == "FINALIZING"
+    assert "progress" not in late.body
+    assert repeated.status == 200
+    assert "upload" in repeated.body
+    assert "upload" in first.body
     history = gateway.call("GET", f"/job/{job_id}", user="martin").body["history"]
     assert [h["status"] for h in history].count("FINALIZING") == 1
     assert history[-1]["by"] == "simulator"
@@ -239,7 +252,8 @@ def test_a_failed_run_keeps_its_exit_code_and_its_logs(gateway: Gateway, azurite
     assert put_blob(azurite, grant, "simgate-stderr.log", b"boom\n", "text/plain") == 201
     claims = [{"name": "stderr", "file": "simgate-stderr.log"}, {"name": "mixing_index", "file": "mixing_index.csv"}]
     failed = report(gateway, job_id, token, "FAILED", exit_code=3, message="exit code 3", outputs=claims)
-    assert failed.status == 200 and failed.body["reason"] == "exit code 3"
+    assert failed.status == 200
+    assert failed.body["reason"] == "exit code 3"
     [log] = gateway.call("GET", f"/job/{job_id}/output", user="martin").body  # the CSV was never uploaded
     assert log["name"] == "stderr"
     url = gateway.call("GET", f"/job/{job_id}/output/{log['output_id']}", user="martin").body["url"]

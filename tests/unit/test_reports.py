@@ -1,0 +1,131 @@
+"""The pure parts of status reports and output settings: state names, the ordered merge, reasons, ids, lifetimes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.config import _blob_service_url, _minutes
+from core.dispatch import token_hash
+from core.errors import Conflict, InvalidBody, Unauthenticated, Unavailable
+from core.job import Job, Output
+from core.job_requests import StatusReport, parse_body
+from core.reports import _merged, _reason, _state, output_id
+from core.states import JobState
+from core.storage.azurite import AzuriteCredential
+
+TOKEN = "t" * 43
+
+
+def job(status: JobState, **changes: Any) -> Job:
+    return Job(job_id="0123456789abcdef-8765432109876-abcdef", owner="o", owner_name="o", case_id=2, title="t",
+               description="", status=status, created_at="c", updated_at="u", token_hash=token_hash(TOKEN),
+               **changes)
+
+
+def merge(current: Job, status: str, token: str = TOKEN, **extra: Any) -> Job | None:
+    report = parse_body(StatusReport, {"status": status, **extra})
+    return _merged(current, report, _state(status), token, None)
+
+
+@pytest.mark.parametrize(("text", "state"), [
+    ("running", JobState.RUNNING), ("Running", JobState.RUNNING), ("clean up", JobState.FINALIZING),
+    ("Clean Up", JobState.FINALIZING), ("done", JobState.COMPLETED), ("DONE", JobState.COMPLETED),
+    (" failed ", JobState.FAILED), ("cancelled", JobState.CANCELLED),
+])
+def test_status_names_are_case_insensitive_with_the_seeds_aliases(text: str, state: JobState) -> None:
+    assert _state(text) is state
+
+
+@pytest.mark.parametrize("text", ["DRAFT", "submitted", "QUEUED", "cancelling", "bogus", "clean-up"])
+def test_states_a_simulator_does_not_report_are_refused_naming_status(text: str) -> None:
+    with pytest.raises(InvalidBody) as caught:
+        _state(text)
+    assert caught.value.errors[0].name == "status"
+
+
+def test_a_report_moves_the_job_forward_and_is_stamped() -> None:
+    moved = merge(job(JobState.QUEUED), "RUNNING", progress=5, message="step 1")
+    assert moved is not None
+    assert (moved.status, moved.progress, moved.message) == (JobState.RUNNING, 5, "step 1")
+    assert moved.history[-1].status is JobState.RUNNING
+    assert moved.history[-1].by == "simulator"
+
+
+def test_late_and_repeated_reports_change_nothing() -> None:
+    assert merge(job(JobState.FINALIZING), "RUNNING") is None
+    assert merge(job(JobState.RUNNING), "RUNNING") is None
+    assert merge(job(JobState.CANCELLING), "FINALIZING") is None
+
+
+def test_progress_within_a_state_is_kept_without_a_history_entry() -> None:
+    updated = merge(job(JobState.RUNNING, progress=10.0), "RUNNING", progress=40)
+    assert updated is not None
+    assert updated.progress == 40
+    assert updated.history == ()
+
+
+def test_a_finished_job_refuses_reports() -> None:
+    for status in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED):
+        with pytest.raises(Conflict):
+            merge(job(status), "RUNNING")
+
+
+def test_a_token_replaced_meanwhile_is_refused() -> None:
+    with pytest.raises(Unauthenticated):
+        merge(job(JobState.RUNNING), "FINALIZING", token="another")
+
+
+def test_a_final_report_replaces_the_outputs() -> None:
+    found = (Output("a.csv", "a", "a.csv", "A", "text/csv", 3),)
+    report = parse_body(StatusReport, {"status": "done"})
+    done = _merged(job(JobState.FINALIZING), report, JobState.COMPLETED, TOKEN, found)
+    assert done is not None
+    assert done.outputs == found
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ({"status": "FAILED", "exit_code": 3, "message": "exit code 3"}, "exit code 3"),
+    ({"status": "FAILED", "exit_code": 3, "message": "upload failed: a.csv"}, "exit code 3: upload failed: a.csv"),
+    ({"status": "FAILED", "message": "out of disk"}, "out of disk"),
+    ({"status": "FAILED"}, "the simulator reported a failure"),
+    ({"status": "RUNNING", "exit_code": 3}, None),
+])
+def test_failed_always_carries_a_reason(body: dict[str, Any], reason: str | None) -> None:
+    assert _reason(parse_body(StatusReport, body), _state(body["status"])) == reason
+
+
+def test_output_ids_are_path_safe() -> None:
+    assert output_id("mixing_index.csv") == "mixing_index.csv"
+    assert output_id("postProcessing/u.csv") == "postProcessing~u.csv"
+
+
+@pytest.mark.parametrize("file", ["../x", "/etc/passwd", ".hidden", "a//b", "a b", "x/../y", "é.csv", ""])
+def test_claimed_file_names_are_plain_relative_paths(file: str) -> None:
+    with pytest.raises(InvalidBody) as caught:
+        parse_body(StatusReport, {"status": "done", "outputs": [{"name": "x", "file": file}]})
+    assert caught.value.errors[0].name == "outputs[0].file"
+
+
+@pytest.mark.parametrize(("text", "minutes"), [("10", 10), ("0", 1), ("600", 60), ("60", 60)])
+def test_sas_lifetimes_stay_within_an_hour(text: str, minutes: int) -> None:
+    assert _minutes(text) == minutes
+
+
+@pytest.mark.parametrize(("env", "url"), [
+    ({"SIMGATE_OUTPUTS_URL": "https://x.example/"}, "https://x.example"),
+    ({"AzureWebJobsStorage__blobServiceUri": "https://acct.blob.core.windows.net"}, "https://acct.blob.core.windows.net"),
+    ({"AzureWebJobsStorage__accountName": "acct"}, "https://acct.blob.core.windows.net"),
+    ({"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=d;BlobEndpoint=https://127.0.0.1:1/d/;"},
+     "https://127.0.0.1:1/d"),
+    ({}, ""),
+])
+def test_the_blob_endpoint_comes_from_the_settings_azure_uses(env: dict[str, str], url: str) -> None:
+    assert _blob_service_url(lambda name, default: env.get(name, default)) == url
+
+
+def test_the_azurite_credential_serves_only_local_endpoints() -> None:
+    AzuriteCredential.for_endpoint("https://127.0.0.1:10000/devstoreaccount1")
+    with pytest.raises(Unavailable):
+        AzuriteCredential.for_endpoint("https://acct.blob.core.windows.net")
