@@ -224,7 +224,7 @@ FIELD_EDIT = {"fields": [{"name": "x", "value": 1}]}
 @pytest.mark.parametrize(
     ("method", "suffix", "body"),
     [("GET", "", None), ("GET", "/status", None), ("PATCH", "", FIELD_EDIT), ("PATCH", "", {"job_title": "mine"}),
-     ("DELETE", "", None), ("POST", "", None)],
+     ("DELETE", "", None), ("POST", "", None), ("GET", "/output", None), ("GET", "/output/mixing_index.csv", None)],
 )
 def test_another_users_job_is_a_404_on_every_route(gateway: Gateway, method: str, suffix: str, body: Any) -> None:
     job_id = create(gateway, "alice").body["job_id"]

@@ -62,3 +62,24 @@ def test_importing_the_app_loads_no_heavy_module() -> None:
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
     assert [h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in loaded)] == []
+
+
+def test_no_account_key_signs_anything_in_the_app() -> None:
+    """Every SAS is a user-delegation SAS: no account-key signature, no account SAS (architecture §6)."""
+    offenders = set()
+    for folder in ("core", "blueprints"):
+        for path in sources(folder):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.keyword) and node.arg in ("account_key", "credential") and isinstance(
+                        node.value, ast.Constant):
+                    offenders.add(f"{path.name}: {node.arg}=")
+                if isinstance(node, ast.Name | ast.Attribute) and getattr(node, "id", getattr(node, "attr", "")) in (
+                        "generate_account_sas", "AccountSasPermissions", "account_key"):
+                    offenders.add(f"{path.name}: {getattr(node, 'id', getattr(node, 'attr', ''))}")
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") in (
+                        "generate_blob_sas", "generate_container_sas"):
+                    keywords = {k.arg for k in node.keywords}
+                    if "user_delegation_key" not in keywords or "account_key" in keywords:
+                        offenders.add(f"{path.name}: {node.func.id} without user_delegation_key")  # type: ignore[attr-defined]
+    assert offenders == set()
