@@ -110,9 +110,9 @@ def test_hostile_values_are_refused_or_inert_on_the_target(gateway: Gateway, ssh
     job = settle(gateway, job_id)
     assert dispatched(job), job
     job_dir = f"{sshd.home}/simgate-jobs/{job_id}"
-    log = wait_for(lambda: sshd.read_if(f"{job_dir}/stdout.txt"), "the job's log")
-    assert f"run label: {HOSTILE}" in log  # the value arrived whole, as text
     wait_for(lambda: sshd.read_if(f"{job_dir}/.simgate-exit-code"), "the job to end")
+    log = sshd.read(f"{job_dir}/simgate-stdout.log")  # the entry script's stdout, as the wrapper keeps it
+    assert f"run label: {HOSTILE}" in log  # the value arrived whole, as text
     for root in (job_dir, sshd.home, f"{sshd.home}/simgate-jobs"):
         assert not any(Path(p).name.startswith("PWNED") for p in sshd.listdir(root)), root
 
