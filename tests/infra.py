@@ -7,6 +7,7 @@ their traps are in ../shared/reference/local-stack.md §6 and §7. The test proc
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import re
@@ -17,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from devhost.setup import (
@@ -510,3 +512,18 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+# -- the job wrapper --------------------------------------------------------------------------------------------
+
+WRAPPER = Path(__file__).resolve().parent.parent / "simulator" / "wrapper.py"
+
+
+def load_wrapper() -> ModuleType:
+    """The job wrapper loaded from its file, as the cluster runs it (the app never imports it)."""
+    spec = importlib.util.spec_from_file_location("simgate_wrapper_under_test", WRAPPER)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -26,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -34,6 +32,7 @@ import pytest
 from core.storage.azurite import AzuriteCredential
 from devhost.azurite import ACCOUNT
 from tests.conftest import AzuriteFixture
+from tests.infra import load_wrapper
 
 ROOT = Path(__file__).resolve().parents[2]
 WRAPPER = ROOT / "simulator" / "wrapper.py"
@@ -58,15 +57,6 @@ def oldest_python() -> str:
 
 
 PYTHON = oldest_python()
-
-
-def load_wrapper() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("simgate_wrapper_under_test", WRAPPER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------------------------------------- the stand-in gateway

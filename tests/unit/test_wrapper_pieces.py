@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import base64
-import importlib.util
 import os
 import re
 import shutil
@@ -14,7 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
@@ -22,19 +20,10 @@ import pytest
 
 from core.cases import LOG_OUTPUTS
 from core.job_requests import MAX_OUTPUTS, OUTPUT_FILE, StatusReport, parse_body
+from tests.infra import load_wrapper
 
 ROOT = Path(__file__).resolve().parents[2]
 WRAPPER = ROOT / "simulator" / "wrapper.py"
-
-
-def load_wrapper() -> ModuleType:
-    """The wrapper loaded from its file, as the cluster runs it (the app never imports it)."""
-    spec = importlib.util.spec_from_file_location("simgate_wrapper_under_test", WRAPPER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 w = load_wrapper()
