@@ -191,7 +191,7 @@ def main() -> None:
                 "AUTH_JWKS": str(Path(tmp) / "jwks.json"),
             }
             with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False,
-                         queues=False) as host:
+                         queues=False, timers=False) as host:
                 count_reports_and_downloads(Client(host.url.rstrip("/"), Path(tmp) / "key.pem"), azurite,
                                             args.downloads)
             upload_throughput(azurite, args.mib, args.runs)

@@ -122,7 +122,8 @@ def run(azurite: Any, tmp: Path, args: argparse.Namespace) -> None:
     make_key_pair(tmp / "key.pem", tmp / "jwks.json")
     settings = {"AzureWebJobsStorage": azurite.connection_string, "SIMGATE_STORAGE_CA": str(azurite.ca_path),
                 "AUTH_ISSUER": DEV_ISSUER, "AUTH_AUDIENCE": DEV_AUDIENCE, "AUTH_JWKS": str(tmp / "jwks.json")}
-    with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False, queues=False) as host:
+    with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False, queues=False,
+                 timers=False) as host:
         client = Client(host.url.rstrip("/"), tmp / "key.pem")
         print("storage requests per call (counted at the SDK's HTTP pipeline):")
         for route, requests in count_routes(client):

@@ -1,4 +1,5 @@
-"""The dispatch queue's functions: submit a job to its simulator, and fail it when its message is poisoned."""
+"""The background functions: submit (or cancel) a job on its simulator, fail it when its message is poisoned, and
+reconcile silent jobs with their schedulers on a timer."""
 
 from __future__ import annotations
 
@@ -7,29 +8,35 @@ import logging
 
 import azure.functions as func
 
-from core.config import DISPATCH_QUEUE
+from core.config import DISPATCH_QUEUE, RECONCILE_SCHEDULE
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 
-def _job_id(msg: func.QueueMessage) -> str | None:
+def _parsed(msg: func.QueueMessage) -> tuple[str | None, str | None]:
+    """The message's job id and action (None: submit); (None, None) for a message that is neither."""
     try:
-        job_id = json.loads(msg.get_body())["job_id"]
-    except (ValueError, KeyError, TypeError):
-        job_id = None
-    if not isinstance(job_id, str):
-        log.error("dispatch message %s is not {\"job_id\": ...}; dropped", msg.id)
-        return None
-    return job_id
+        body = json.loads(msg.get_body())
+        job_id, action = body["job_id"], body.get("action")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        job_id, action = None, None
+    if not isinstance(job_id, str) or action not in (None, "cancel"):
+        log.error("dispatch message %s is not {\"job_id\": ..., \"action\"?: \"cancel\"}; dropped", msg.id)
+        return None, None
+    return job_id, action
 
 
 @bp.function_name("dispatch_job")
 @bp.queue_trigger(arg_name="msg", queue_name=DISPATCH_QUEUE, connection="AzureWebJobsStorage")
 async def dispatch_job(msg: func.QueueMessage) -> None:
-    """Submit the job over SSH; a transient failure raises so the host retries, then poisons the message."""
-    job_id = _job_id(msg)
-    if job_id:
+    """Submit the job over SSH (or cancel it); a transient failure raises so the host retries, then poisons it."""
+    job_id, action = _parsed(msg)
+    if job_id and action == "cancel":
+        from core import cancel
+
+        await cancel.stop(job_id)
+    elif job_id:
         from core import dispatch  # asyncssh and the template engine load here, not in every cold start
 
         await dispatch.dispatch(job_id, msg.id or "")
@@ -38,9 +45,19 @@ async def dispatch_job(msg: func.QueueMessage) -> None:
 @bp.function_name("dispatch_poisoned")
 @bp.queue_trigger(arg_name="msg", queue_name=f"{DISPATCH_QUEUE}-poison", connection="AzureWebJobsStorage")
 def dispatch_poisoned(msg: func.QueueMessage) -> None:
-    """The dispatch of this job failed every retry: fail the job with the last error."""
-    job_id = _job_id(msg)
-    if job_id:
+    """The dispatch of this job failed every retry: fail the job with the last error (a cancel is left to the
+    reconciler)."""
+    job_id, action = _parsed(msg)
+    if job_id and action is None:
         from core import dispatch
 
         dispatch.give_up(job_id)
+
+
+@bp.function_name("reconcile_jobs")
+@bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, run_on_startup=False)
+async def reconcile_jobs(timer: func.TimerRequest) -> None:
+    """Ask the schedulers about active jobs that have gone silent, and settle the lost ones."""
+    from core import reconcile
+
+    await reconcile.reconcile()

@@ -1,4 +1,4 @@
-"""The job routes: create, edit, list, show, poll and delete. Each takes `Authorization: Bearer <user token>`."""
+"""The job routes: create, edit, run, list, show, poll, cancel, copy and delete. Each takes a user's bearer token."""
 
 from __future__ import annotations
 
@@ -95,3 +95,24 @@ def delete_job(req: func.HttpRequest) -> func.HttpResponse:
 def job_status(req: func.HttpRequest) -> func.HttpResponse:
     """The job's status, for polling: one point read."""
     return json_response(jobs.job_status(_caller(req), _job_id(req)))
+
+
+@bp.function_name("cancel_job")
+@bp.route(route="job/{job_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Stop a job that was run: 202 with its status (CANCELLING, or CANCELLED); 409 once it has ended."""
+    from core import cancel
+
+    status = cancel.cancel_job(_caller(req), _job_id(req))
+    return json_response(status, 202, {"Location": f"/job/{status['job_id']}/status"})
+
+
+@bp.function_name("copy_job")
+@bp.route(route="job/{job_id}/copy", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_problems
+def copy_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Rerun: a new DRAFT with the same case and values, titled "<title> (copy)" unless `job_title` is sent."""
+    body = json_body(req) if req.get_body() else {}
+    job = jobs.copy_job(_caller(req), _job_id(req), body)
+    return json_response(job, 201, {"Location": f"/job/{job['job_id']}"})

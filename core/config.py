@@ -10,6 +10,8 @@ from pathlib import Path
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 DISPATCH_QUEUE = "dispatch"  # its poison queue is "dispatch-poison", as the Functions host names it
+# The reconciler's timer: an NCRONTAB setting the host resolves ("%NAME%"), every five minutes unless set.
+RECONCILE_SCHEDULE = "%SIMGATE_RECONCILE_SCHEDULE%"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Settings:
     storage_credential: str  # "managed-identity" (Azure) or "azurite" (local: tokens Azurite's basic OAuth takes)
     download_minutes: int  # lifetime of a download URL (read SAS)
     upload_minutes: int  # lifetime of a job's upload grant
+    lost_after_minutes: int  # an active job silent this long is checked with its scheduler by the reconciler
 
 
 def _path_or_url(value: str) -> str:
@@ -58,6 +61,7 @@ def get_settings() -> Settings:
         storage_credential=env("SIMGATE_STORAGE_CREDENTIAL", "managed-identity"),
         download_minutes=_minutes(env("SIMGATE_DOWNLOAD_MINUTES", "10")),
         upload_minutes=_minutes(env("SIMGATE_UPLOAD_MINUTES", "60")),
+        lost_after_minutes=max(int(env("SIMGATE_LOST_AFTER_MINUTES", "15")), 0),
     )
 
 

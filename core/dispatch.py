@@ -32,7 +32,7 @@ from core.job import Job, advanced
 from core.jobs import change_job, read_job
 from core.render import render_case
 from core.schedulers import get_scheduler
-from core.schedulers.base import Scheduler, Submission
+from core.schedulers.base import RemoteState, Scheduler, Submission
 from core.ssh import pool
 from core.states import JobState
 from core.targets import Target, get_target
@@ -78,27 +78,31 @@ class Plan:
 
 async def dispatch(job_id: str, message_id: str) -> None:
     """Submit `job_id` if it is still waiting to be; see the module's docstring for the failure rules."""
-    job = await _store(read_job, job_id)
+    job = await store(read_job, job_id)
     if not _ours(job, message_id):
         log.info("dispatch %s: %s, nothing to do", job_id, job.status.value)
         return
     try:
-        plan = _plan(job)
+        plan = plan_for(job)
         submitted = await _submit(plan, message_id)
     except (DispatchRefused, CatalogError, ValueError) as exc:
         # ValueError: a scheduler adapter refused the target's options or paths; retrying won't change them.
         reason = f"dispatch: {exc.detail if isinstance(exc, GatewayError) else exc}"
-        await _store(change_job, job_id, lambda j: advanced(j, JobState.FAILED, "dispatcher", reason))
+        await store(change_job, job_id, lambda j: advanced(j, JobState.FAILED, "dispatcher", reason))
         log.warning("dispatch %s refused: %s", job_id, reason)
         return
     except Unavailable as exc:
         error = exc.detail
-        await _store(change_job, job_id, lambda j: _noted(j, error))
+        await store(change_job, job_id, lambda j: _noted(j, error))
         raise
     if submitted is not None:
         scheduler_id, claimed = submitted
-        await _store(change_job, job_id, lambda j: _queued(j, scheduler_id), None, claimed)
+        recorded = await store(change_job, job_id, lambda j: _queued(j, scheduler_id), None, claimed)
         log.info("dispatch %s: queued as %s on %s", job_id, scheduler_id, plan.target.name)
+        if recorded.status is JobState.CANCELLING:  # cancelled while it was being submitted: stop it now
+            from core.cancel import stop
+
+            await stop(job_id)
 
 
 def give_up(job_id: str) -> None:
@@ -118,7 +122,8 @@ def _ours(job: Job, message_id: str) -> bool:
     return job.status is JobState.SUBMITTED and job.dispatch_message in (None, message_id)
 
 
-def _plan(job: Job) -> Plan:
+def plan_for(job: Job) -> Plan:
+    """Where and how `job` runs: its case's target, that target's scheduler, and the job's folder there."""
     case = get_catalog().get(job.case_id)
     try:
         target = get_target(case.target)
@@ -132,7 +137,7 @@ async def _submit(plan: Plan, message_id: str) -> tuple[str, Job] | None:
     """Claim, upload and submit in one remote command: the scheduler's id and the claimed job, or None when another
     message claimed the job first."""
     token = secrets.token_urlsafe(32)
-    claimed = await _store(change_job, plan.job.job_id, lambda j: _claimed(j, message_id, token), None, plan.job)
+    claimed = await store(change_job, plan.job.job_id, lambda j: _claimed(j, message_id, token), None, plan.job)
     if claimed.dispatch_message != message_id:
         return None
     archive = _archive([*_files(plan), _job_file(plan, token)])
@@ -143,6 +148,15 @@ async def _submit(plan: Plan, message_id: str) -> tuple[str, Job] | None:
         tail = (result.stderr or result.stdout).strip()[-500:]
         raise DispatchRefused(f"submitting with {plan.scheduler.name} failed (exit {result.exit_status}): {tail}")
     return _scheduler_id(plan, result.stdout), claimed
+
+
+async def remote_states(target: Target, scheduler: Scheduler, ids: list[str]) -> dict[str, RemoteState]:
+    """What the scheduler says of each of `ids`, in one query; `Unavailable` when the query itself fails."""
+    result = await pool().run(target, scheduler.status_argv(ids))
+    if result.exit_status != 0:
+        tail = (result.stderr or result.stdout).strip()[-300:]
+        raise Unavailable(f"{scheduler.name} status query on {target.name} failed (exit {result.exit_status}): {tail}")
+    return scheduler.parse_status(result.stdout, ids)
 
 
 def _archive(files: list[JobFile]) -> bytes:
@@ -229,6 +243,6 @@ def _noted(job: Job, error: str) -> Job | None:
     return replace(job, dispatch_error=error) if job.status is JobState.SUBMITTED else None
 
 
-async def _store(fn: Callable[..., Any], *args: Any) -> Any:
+async def store(fn: Callable[..., Any], *args: Any) -> Any:
     """Run a (blocking) storage call off the event loop, which the SSH connections share."""
     return await asyncio.to_thread(fn, *args)

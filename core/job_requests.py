@@ -27,6 +27,12 @@ class JobCreate(_Body):
     user: str | None = Field(default=None, max_length=200)
 
 
+class JobCopy(_Body):
+    """`POST /job/{id}/copy`: optionally, the new job's title."""
+
+    job_title: Title | None = None
+
+
 class FieldValue(_Body):
     """One value to set: `value: null` puts the field back to its default."""
 

@@ -75,6 +75,26 @@ def create_job(caller: Principal, body: Any) -> dict[str, Any]:
     return detail(_table().insert(job), case)
 
 
+def copy_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
+    """A new DRAFT of the caller's with the same case and values as `job_id` (any state): the rerun."""
+    from core.job_requests import JobCopy, parse_body
+
+    request = parse_body(JobCopy, body)
+    source = owned_job(caller, job_id)
+    now = now_iso()
+    copy = Job(
+        job_id=new_job_id(caller.user_id), owner=caller.user_id, owner_name=caller.name, case_id=source.case_id,
+        title=request.job_title or _copy_title(source.title), description=source.description,
+        status=JobState.DRAFT, created_at=now, updated_at=now, values=dict(source.values),
+        history=(Change(JobState.DRAFT, now, caller.name, f"copied from job {source.job_id}"),),
+    )
+    return detail(_table().insert(copy), _case(copy.case_id))
+
+
+def _copy_title(title: str) -> str:
+    return f"{title[:193]} (copy)"  # within a title's 200 characters
+
+
 def update_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
     """Set the title, description or values of a DRAFT job; values are checked against the case's specs."""
     from core.job_requests import JobPatch, parse_body

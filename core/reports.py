@@ -15,6 +15,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from core.auth import bearer_token
+from core.cancel import settle_reported_end
 from core.config import get_settings
 from core.errors import Conflict, FieldProblem, InvalidBody, NotFound, Unauthenticated
 from core.job import Job, Output, advanced, iso_time, status_view
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from core.storage.outputs import JobOutputs, StoredBlob
 
 REPORTER = "simulator"
-FINAL = (JobState.COMPLETED, JobState.FAILED)
+FINAL = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
 def report_status(job_id: str, authorization: str | None, body: Any) -> dict[str, Any]:
@@ -86,6 +87,7 @@ def _merged(job: Job, report: StatusReport, to: JobState, token: str, outputs: t
     if not job.token_hash or not hmac.compare_digest(_hash(token), job.token_hash):
         raise Unauthenticated("the job token is not valid for this job")  # a re-dispatch replaced it meanwhile
     _still_open(job)
+    to = settle_reported_end(job, to)
     progress = report.progress if report.progress is not None else job.progress
     message = report.message if report.message is not None else job.message
     final = {"outputs": outputs or ()} if to in FINAL else {}
@@ -98,6 +100,8 @@ def _merged(job: Job, report: StatusReport, to: JobState, token: str, outputs: t
 
 
 def _reason(report: StatusReport, to: JobState) -> str | None:
+    if to is JobState.CANCELLED:
+        return report.message
     if to is not JobState.FAILED:
         return None
     if report.exit_code is not None:

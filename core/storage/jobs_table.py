@@ -63,6 +63,16 @@ class JobsTable:
         with _translated(job.job_id):
             self._client.delete_entity(partition, row, etag=job.etag, match_condition=MatchConditions.IfNotModified)
 
+    def find(self, query: str, parameters: dict[str, Any], limit: int) -> list[Job]:
+        """Whole jobs matching an OData filter, across partitions (for the gateway's own sweeps), at most `limit`."""
+        found: list[Job] = []
+        with _translated():
+            for entity in self._client.query_entities(query, parameters=parameters, results_per_page=min(limit, 1000)):
+                found.append(from_entity(entity))
+                if len(found) >= limit:
+                    break
+        return found
+
     def page(
         self, query: str, parameters: dict[str, Any], per_page: int, cursor: str | None
     ) -> tuple[list[Job], str | None]:
@@ -88,6 +98,7 @@ def to_entity(job: Job) -> dict[str, Any]:
         "outputs": json.dumps([o.as_dict() for o in job.outputs]) if job.outputs else None,
         "scheduler_id": job.scheduler_id,
         "token_hash": job.token_hash, "dispatch_message": job.dispatch_message, "dispatch_error": job.dispatch_error,
+        "checked_at": job.checked_at,
     }
     return {k: v for k, v in entity.items() if v is not None}
 
@@ -106,6 +117,7 @@ def from_entity(entity: Any) -> Job:
         outputs=tuple(Output(**o) for o in json.loads(entity.get("outputs", "[]"))),
         scheduler_id=entity.get("scheduler_id"), token_hash=entity.get("token_hash"),
         dispatch_message=entity.get("dispatch_message"), dispatch_error=entity.get("dispatch_error"),
+        checked_at=entity.get("checked_at"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 

@@ -33,9 +33,10 @@ def dispatch_queue() -> QueueClient:
     return client
 
 
-def enqueue_dispatch(job_id: str) -> None:
-    """Ask the dispatcher to submit a job."""
+def enqueue_dispatch(job_id: str, action: str | None = None) -> None:
+    """Ask the dispatch worker to submit a job (or, with `action="cancel"`, to stop it)."""
+    body = {"job_id": job_id} | ({"action": action} if action else {})
     try:
-        dispatch_queue().send_message(json.dumps({"job_id": job_id}))
+        dispatch_queue().send_message(json.dumps(body))
     except AzureError as exc:
         raise Unavailable("the dispatch queue cannot be reached") from exc

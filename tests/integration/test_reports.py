@@ -13,6 +13,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +32,18 @@ SMOOTHIE = 2
 CSV = b"time_s,mixing_index\n0,0\n0.5,0.9\n"
 
 
+TOKENS: dict[str, str] = {}  # job id → token of the jobs made here, so each test can end its own
+
+
+@pytest.fixture(autouse=True)
+def _end_every_job(gateway: Gateway) -> Iterator[None]:
+    """Jobs a test leaves active are failed by their own "simulator", as a real one would end them."""
+    yield
+    for job_id, token in TOKENS.items():
+        report(gateway, job_id, token, "FAILED", message="the test ended")  # 409 for those that ended: fine
+    TOKENS.clear()
+
+
 def queued_job(gateway: Gateway, owner: str = "martin") -> tuple[str, str]:
     """A smoothie job of `owner`, QUEUED with a fresh token and its outputs container, as dispatch leaves it."""
     from core.storage.outputs import job_outputs
@@ -43,6 +56,7 @@ def queued_job(gateway: Gateway, owner: str = "martin") -> tuple[str, str]:
 
     change_job(job_id, dispatched)
     job_outputs().create(job_id)
+    TOKENS[job_id] = token
     return job_id, token
 
 
