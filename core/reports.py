@@ -42,7 +42,8 @@ def report_status(job_id: str, authorization: str | None, body: Any) -> dict[str
     outputs = _checked_outputs(job, report) if to in FINAL and report.outputs else None
     job = change_job(job_id, lambda j: _merged(j, report, to, token, outputs), None, job)
     view = status_view(job)
-    if to is JobState.FINALIZING and job.status is JobState.FINALIZING:
+    if to is JobState.FINALIZING and job.status in (JobState.FINALIZING, JobState.CANCELLING):
+        # While it is being cancelled too: what the job wrote before it stopped (its logs) is still worth keeping.
         view["upload"] = _upload_grant(job.job_id)
     return view
 

@@ -869,6 +869,10 @@ def main() -> int:
         reporter.report({"status": "RUNNING"})
     except Exception as exc:  # a report must never keep the job from running
         log(f"reporting RUNNING failed: {_summary(exc)}")
+    if reporter.stopped:  # the gateway answered 409: the job was cancelled (or failed) before it could start
+        log("the job has already ended at the gateway; the entry is not run")
+        reporter.close()
+        return 0
     code = run_entry(reporter.job["entry"], reporter)
     write_exit_code(code)
     log(f"the entry exited with code {code}")

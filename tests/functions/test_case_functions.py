@@ -121,3 +121,13 @@ def _leaves(nodes: list[dict[str, Any]]) -> Any:
             yield from _leaves(node["fields"])
         else:
             yield node
+
+
+def test_the_reconciler_runs_on_the_schedule_setting(functions: dict[str, Any]) -> None:
+    trigger = functions["reconcile_jobs"].get_trigger()
+    assert trigger.get_binding_name() == "timerTrigger"
+    assert trigger.schedule == "%SIMGATE_RECONCILE_SCHEDULE%"  # resolved by the host from the app settings
+    assert trigger.run_on_startup is False
+    cancel, copy = functions["cancel_job"].get_trigger(), functions["copy_job"].get_trigger()
+    assert (cancel.route, [m.value for m in cancel.methods]) == ("job/{job_id}/cancel", ["POST"])
+    assert (copy.route, [m.value for m in copy.methods]) == ("job/{job_id}/copy", ["POST"])

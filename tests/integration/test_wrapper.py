@@ -545,6 +545,16 @@ def test_a_409_stops_all_reporting_and_the_job_keeps_its_exit_code(gateway: Fake
     assert_no_secrets(run)
 
 
+def test_a_job_cancelled_before_it_starts_runs_nothing(gateway: FakeGateway) -> None:
+    gateway.script["RUNNING"] = [(409, {"title": "Conflict", "detail": "job j1 is CANCELLED"})]
+    job_dir = make_job(gateway, "touch ran\n")
+    run = run_wrapper(job_dir)
+    assert run.code == 0
+    assert [(r.status, r.answered) for r in gateway.reports] == [("RUNNING", 409)]
+    assert not (job_dir / "ran").exists()
+    assert not (job_dir / ".simgate-exit-code").exists()
+
+
 def test_a_failed_running_report_does_not_stop_the_job_and_no_upload_grant_fails_it(
     gateway: FakeGateway,
 ) -> None:

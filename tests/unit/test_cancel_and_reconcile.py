@@ -1,0 +1,96 @@
+"""The pure rules of cancel and of the reconciler: which state a cancel moves a job to, how a job's own final report
+settles a cancel, and how a swept job ends."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from core.cancel import _cancelling, cancelled, settle_reported_end
+from core.errors import Conflict
+from core.job import Job
+from core.reconcile import _ended, _noted_alive
+from core.states import JobState
+
+
+def job(status: JobState, **changes: Any) -> Job:
+    return Job(job_id="0123456789abcdef-8765432109876-abcdef", owner="o", owner_name="o", case_id=2, title="t",
+               description="", status=status, created_at="c", updated_at="2026-01-01T00:00:00.000Z", **changes)
+
+
+def test_a_job_no_dispatcher_has_claimed_is_cancelled_at_once() -> None:
+    moved = _cancelling(job(JobState.SUBMITTED), "martin")
+    assert moved is not None
+    assert moved.status is JobState.CANCELLED
+    assert moved.history[-1].by == "martin"
+
+
+@pytest.mark.parametrize("status", [JobState.QUEUED, JobState.RUNNING, JobState.FINALIZING])
+def test_a_job_on_a_simulator_is_cancelling_until_its_scheduler_confirms(status: JobState) -> None:
+    moved = _cancelling(job(status, scheduler_id="7"), "martin")
+    assert moved is not None
+    assert moved.status is JobState.CANCELLING
+    claimed = _cancelling(job(JobState.SUBMITTED, dispatch_message="m1"), "martin")
+    assert claimed is not None
+    assert claimed.status is JobState.CANCELLING  # a dispatch is under way: it stops the job once submitted
+
+
+@pytest.mark.parametrize("status", [JobState.CANCELLING, JobState.CANCELLED])
+def test_cancelling_again_changes_nothing(status: JobState) -> None:
+    assert _cancelling(job(status), "martin") is None
+
+
+@pytest.mark.parametrize("status", [JobState.DRAFT, JobState.COMPLETED, JobState.FAILED])
+def test_a_draft_or_an_ended_job_cannot_be_cancelled(status: JobState) -> None:
+    with pytest.raises(Conflict):
+        _cancelling(job(status), "martin")
+
+
+def test_only_a_cancelling_job_is_confirmed_cancelled() -> None:
+    confirmed = cancelled(job(JobState.CANCELLING))
+    assert confirmed is not None
+    assert confirmed.status is JobState.CANCELLED
+    assert cancelled(job(JobState.COMPLETED)) is None
+
+
+@pytest.mark.parametrize(("current", "reported", "settled"), [
+    (JobState.CANCELLING, JobState.FAILED, JobState.CANCELLED),
+    (JobState.CANCELLING, JobState.COMPLETED, JobState.CANCELLED),
+    (JobState.CANCELLING, JobState.FINALIZING, JobState.FINALIZING),
+    (JobState.RUNNING, JobState.FAILED, JobState.FAILED),
+    (JobState.FINALIZING, JobState.COMPLETED, JobState.COMPLETED),
+])
+def test_a_final_report_while_cancelling_ends_the_job_cancelled(
+    current: JobState, reported: JobState, settled: JobState
+) -> None:
+    assert settle_reported_end(job(current), reported) is settled
+
+
+def test_a_swept_job_its_scheduler_lost_fails_with_the_exit_code_it_left() -> None:
+    seen = job(JobState.RUNNING, scheduler_id="7")
+    lost = _ended(seen, seen, None)
+    assert lost is not None
+    assert (lost.status, lost.reason, lost.history[-1].by) == (JobState.FAILED, "lost by scheduler", "reconciler")
+    with_code = _ended(seen, seen, 0)
+    assert with_code is not None
+    assert with_code.reason == "lost by scheduler (exit code 0)"
+
+
+def test_a_swept_cancelling_job_the_scheduler_no_longer_runs_is_cancelled() -> None:
+    seen = job(JobState.CANCELLING, scheduler_id="7")
+    settled = _ended(seen, seen, 143)
+    assert settled is not None
+    assert settled.status is JobState.CANCELLED
+
+
+def test_a_report_that_arrived_after_the_sweep_wins() -> None:
+    seen = job(JobState.RUNNING, scheduler_id="7")
+    reported = replace(seen, status=JobState.FINALIZING, updated_at="2026-01-01T00:05:00.000Z")
+    assert _ended(reported, seen, None) is None
+    assert _noted_alive(reported, seen) is None
+    noted = _noted_alive(seen, seen)
+    assert noted is not None
+    assert noted.checked_at is not None
+    assert noted.updated_at == seen.updated_at  # a check is not a report: the job stays silent until it reports
