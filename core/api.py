@@ -1,0 +1,226 @@
+"""The HTTP contract as data: the shape of every response, and what each function takes and answers.
+
+`core.openapi` turns this, with the app's function metadata (routes, methods, docstrings), into the OpenAPI
+document served at `/openapi.json`. Request bodies are the models the routes parse (`core.job_requests`); the
+response models here are checked against what the routes really answer by the schema-fuzzing tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.cases import Node, Resources
+from core.job_requests import JobCopy, JobCreate, JobPatch, StatusReport
+from core.states import JobState
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CaseHeader(_View):
+    """A case as listed."""
+
+    id: int
+    name: str
+    title: str
+    description: str
+    thumbnail: str | None
+    links: dict[str, str]
+
+
+class CaseOutput(_View):
+    """An output a case declares."""
+
+    name: str
+    label: str
+    content_type: str
+    description: str
+
+
+class CaseDetail(CaseHeader):
+    """A whole case: its typed field tree (groups nest leaves), resources and outputs."""
+
+    resources: Resources
+    outputs: list[CaseOutput]
+    fields: list[Node]
+
+
+class JobHeader(_View):
+    """A job as listed."""
+
+    job_id: str
+    job_title: str
+    description: str
+    case_id: int
+    status: JobState
+    user: str
+    created_at: str
+    updated_at: str
+    links: dict[str, str]
+
+
+class ValueView(_View):
+    """One field's value in a job, with its units; `is_default` when the job has not set it."""
+
+    name: str
+    label: str
+    value: bool | int | float | str | None
+    units: str | None
+    is_default: bool
+
+
+class HistoryEntry(_View):
+    """One change of a job's state."""
+
+    status: JobState
+    at: str
+    by: str
+    reason: str | None
+
+
+class OutputRecord(_View):
+    """An output a job produced, as storage found it."""
+
+    output_id: str
+    name: str
+    file: str
+    label: str
+    content_type: str
+    size: int
+
+
+class JobDetail(JobHeader):
+    """Everything about a job."""
+
+    values: list[ValueView]
+    history: list[HistoryEntry]
+    reason: str | None
+    progress: float | None
+    message: str | None
+    scheduler_id: str | None
+    outputs: list[OutputRecord]
+
+
+class JobStatusView(_View):
+    """The cheap polling view of a job."""
+
+    job_id: str
+    status: JobState
+    updated_at: str
+    reason: str | None = None
+    progress: float | None = None
+    message: str | None = None
+
+
+class UploadGrant(_View):
+    """Where and with what a simulator uploads a job's outputs: `url`/<file>?`sas`, create and write only."""
+
+    url: str
+    sas: str
+    expires_on: str
+
+
+class ReportReply(JobStatusView):
+    """The answer to a status report; at FINALIZING it carries the upload grant."""
+
+    upload: UploadGrant | None = None
+
+
+class OutputEntry(OutputRecord):
+    """An output as listed, with its storage URI (no token) and its download link."""
+
+    uri: str
+    links: dict[str, str]
+
+
+class DownloadGrant(_View):
+    """A read-only SAS for one output: `url` is `uri?token`, valid until `expires_on`."""
+
+    output_id: str
+    uri: str
+    token: str
+    url: str
+    expires_on: str
+
+
+class ProblemField(_View):
+    """One bad input."""
+
+    name: str
+    in_: str = Field(alias="in")
+    detail: str
+
+
+class Problem(_View):
+    """An RFC 9457 problem: what went wrong, and for bad input, each bad field."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemField] | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query parameter."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str
+
+
+Auth = Literal["user", "job", "none"]
+Body = type[BaseModel] | None
+Answer = type[BaseModel] | tuple[type[BaseModel]] | None  # a model, a list of one (a 1-tuple), or no body
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one HTTP function takes and answers, beyond its route and methods."""
+
+    auth: Auth
+    success: dict[int, Answer]
+    errors: tuple[int, ...]
+    body: Body = None
+    body_required: bool = True
+    query: tuple[Query, ...] = ()
+    headers: dict[int, tuple[str, ...]] = field(default_factory=dict)  # response headers by status
+    documented: bool = True  # False for what is not API (the UI's static files)
+
+
+PER_PAGE = Query("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "items a page")
+STORED = (400, 401, 404, 503)  # any route that reads a job: bad id, no token, not yours, storage down
+OPERATIONS: dict[str, Operation] = {
+    "list_cases": Operation("none", {200: (CaseHeader,)}, (400,), query=(
+        Query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "page number, from 1"),
+        Query("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "cases a page")),
+        headers={200: ("Link", "X-Total-Count")}),
+    "show_case": Operation("none", {200: CaseDetail}, (400, 404)),
+    "create_job": Operation("user", {201: JobDetail}, (400, 401, 403, 413, 415, 422, 503), body=JobCreate,
+                            headers={201: ("Location",)}),
+    "list_jobs": Operation("user", {200: (JobHeader,)}, (400, 401, 403, 503), query=(
+        Query("status", {"type": "string", "maxLength": 40}, "only jobs in this state"),
+        Query("case_id", {"type": "integer", "minimum": 1, "maximum": 1000000000}, "only jobs of this case"),
+        PER_PAGE, Query("cursor", {"type": "string", "maxLength": 2000}, "from a previous page's Link"),
+        Query("all", {"type": "string", "enum": ["true", "false"]}, "admins: everyone's jobs")),
+        headers={200: ("Link",)}),
+    "show_job": Operation("user", {200: JobDetail}, STORED),
+    "run_job": Operation("user", {202: JobStatusView}, (*STORED, 409, 422), headers={202: ("Location",)}),
+    "update_job": Operation("user", {200: JobDetail}, (*STORED, 409, 413, 415, 422), body=JobPatch),
+    "delete_job": Operation("user", {204: None}, (*STORED, 409)),
+    "job_status": Operation("user", {200: JobStatusView}, STORED),
+    "report_status": Operation("job", {200: ReportReply}, (400, 401, 409, 413, 415, 422, 503), body=StatusReport),
+    "list_outputs": Operation("user", {200: (OutputEntry,)}, STORED),
+    "download_output": Operation("user", {200: DownloadGrant, 302: None}, STORED, query=(
+        Query("redirect", {"type": "string", "enum": ["true", "false", "1", "0"]}, "answer 302 to the URL"),),
+        headers={302: ("Location",)}),
+    "cancel_job": Operation("user", {202: JobStatusView}, (*STORED, 409), headers={202: ("Location",)}),
+    "copy_job": Operation("user", {201: JobDetail}, (*STORED, 413, 415, 422), body=JobCopy, body_required=False,
+                          headers={201: ("Location",)}),
+    "openapi": Operation("none", {200: None}, ()),
+}
