@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import azure.functions as func
 
 from core.errors import (
+    ConcurrencyConflict,
     Conflict,
     FieldProblem,
     Forbidden,
@@ -40,6 +41,7 @@ STATUS: dict[type[GatewayError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    ConcurrencyConflict: 503,  # still contended after the retries: busy, not a conflict of state; try again
     InvalidValues: 422,
     Unavailable: 503,
 }
@@ -95,11 +97,19 @@ def answers_problems(handler: Handler) -> Handler:
             if status >= 500:
                 log.exception("%s %s failed", req.method, req.url)
             if isinstance(exc, GatewayError) and status != 500:
-                return problem(status, exc.title, exc.detail, exc.errors, _challenge(req, exc))
+                return problem(status, exc.title, exc.detail, exc.errors, _challenge(req, exc) or _retry_after(status))
             # A 500 is a bug; its details (paths, internals) stay in the log.
             return problem(500, "Internal error", "the gateway failed to answer; the error is logged")
 
     return wrapper
+
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def _retry_after(status: int) -> dict[str, str] | None:
+    """RFC 9110's `Retry-After` on a 503: the failure is expected to pass."""
+    return {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
 
 
 def _challenge(req: func.HttpRequest, exc: GatewayError) -> dict[str, str] | None:

@@ -10,6 +10,8 @@ stays cheap for the Function App's cold start.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from core.storage.jobs_table import JobsTable
     from core.storage.outputs import JobOutputs
 
-ATTEMPTS = 4  # conditional writes tried before a conflict is refused
+ATTEMPTS = 8  # conditional writes tried before a conflict is refused (as busy: try again)
 T = TypeVar("T")
 
 
@@ -261,6 +263,8 @@ def _retrying(attempt: Callable[[int], T]) -> T:
         except ConcurrencyConflict:
             if number == ATTEMPTS - 1:
                 raise
+            # Writers that collided would collide again at once: spread them out, more each time (at most ~1 s).
+            time.sleep(random.uniform(0, 0.005 * 2**number))
     raise AssertionError("unreachable")
 
 
