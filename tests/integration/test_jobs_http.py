@@ -124,6 +124,7 @@ def test_values_change_only_while_draft(gateway: Gateway, azurite: AzuriteFixtur
                          user="martin")
     assert reply.status == 409
     assert gateway.call("DELETE", f"/job/{job_id}", user="martin").status == 409
+    set_status(azurite, gateway, job_id, "FAILED")  # no test leaves a job active
 
 
 def test_concurrent_edits_are_never_lost(gateway: Gateway) -> None:
