@@ -94,7 +94,9 @@ def answers_problems(handler: Handler) -> Handler:
             return handler(req)
         except Exception as exc:
             status = status_of(exc) if isinstance(exc, GatewayError) else 500
-            if status >= 500:
+            if status == 503:  # expected to pass: one line, no traceback
+                log.warning("%s %s: %s", req.method, req.url, exc)
+            elif status >= 500:
                 log.exception("%s %s failed", req.method, req.url)
             if isinstance(exc, GatewayError) and status != 500:
                 return problem(status, exc.title, exc.detail, exc.errors, _challenge(req, exc) or _retry_after(status))
