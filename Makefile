@@ -10,7 +10,12 @@ APT_PACKAGES := openssh-server:/usr/sbin/sshd slurm-wlm:/usr/sbin/slurmctld mung
 run: setup
 	$(PY) -m devhost serve
 
-test: setup system-deps lint typecheck
+# With `make run` going: the seed chart's story against it, step by step, ending with the CSV's path.
+.PHONY: demo
+demo: setup
+	$(PY) -m devhost demo
+
+test: setup system-deps deploy-tools lint typecheck
 	$(PY) -m pytest
 
 setup: $(VENV)/.installed node_modules/.installed
@@ -24,6 +29,24 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Deployment checks (tests/deploy, infra/check.py): Checkov in a venv of its own, and the Functions Python worker's
+# indexer in the app's venv. azure-functions-runtime declares Python >= 3.13 but indexes fine on 3.11, so it goes in
+# without its dependencies (azure-functions is the app's own). A stamp per pin set: a new pin re-installs.
+CHECKOV_VERSION := 3.3.30
+WORKER_PINS := azure-functions-runtime==1.3.0 azurefunctions-extensions-base==1.2.0
+WORKER_STAMP := $(VENV)/.worker-indexer-$(subst ==,-,$(subst $() ,+,$(WORKER_PINS)))
+.PHONY: deploy-tools
+deploy-tools: .venv-checkov/.installed-$(CHECKOV_VERSION) $(WORKER_STAMP)
+
+.venv-checkov/.installed-$(CHECKOV_VERSION):
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+$(WORKER_STAMP): $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python $(WORKER_PINS)
 	touch $@
 
 # Components the integration tests run for real; installed when missing (needs root, as in CI).
@@ -49,6 +72,7 @@ bench: setup
 	$(PY) -m bench.storage_calls
 	$(PY) -m bench.dispatch
 	$(PY) -m bench.outputs
+	$(PY) -m bench.load
 
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov node_modules .local .pytest_cache .mypy_cache .ruff_cache
