@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := openssh-server:/usr/sbin/sshd slurm-wlm:/usr/sbin/slurmctld munge:/usr/sbin/munged openfoam:/usr/share/openfoam/etc/bashrc
+APT_PACKAGES := openssh-server:/usr/sbin/sshd slurm-wlm:/usr/sbin/slurmctld munge:/usr/sbin/munged openfoam:/usr/share/openfoam/etc/bashrc chromium:/usr/bin/chromium
 
 .PHONY: run test setup lint typecheck unit bench system-deps clean
 
@@ -18,8 +18,12 @@ demo: setup
 test: setup system-deps deploy-tools lint typecheck
 	$(PY) -m pytest
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed ui/dist/index.html
 	$(PY) -m devhost setup
+
+# The browser UI: ui/src bundled into ui/dist, which the Function App serves (and a deployment must ship).
+ui/dist/index.html: node_modules/.installed ui/build.mjs $(shell find ui/src -type f)
+	node ui/build.mjs
 
 # Re-install only when the pins change.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -75,4 +79,4 @@ bench: setup
 	$(PY) -m bench.load
 
 clean:
-	rm -rf $(VENV) .venv-checkov node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov node_modules ui/dist .local .pytest_cache .mypy_cache .ruff_cache

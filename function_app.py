@@ -8,6 +8,7 @@ from blueprints.jobs import bp as jobs_bp
 from blueprints.openapi import bp as openapi_bp
 from blueprints.outputs import bp as outputs_bp
 from blueprints.reports import bp as reports_bp
+from blueprints.ui import bp as ui_bp
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(cases_bp)
@@ -16,3 +17,4 @@ app.register_functions(outputs_bp)
 app.register_functions(reports_bp)
 app.register_functions(openapi_bp)
 app.register_functions(dispatch_bp)
+app.register_functions(ui_bp)

@@ -223,4 +223,7 @@ OPERATIONS: dict[str, Operation] = {
     "copy_job": Operation("user", {201: JobDetail}, (*STORED, 413, 415, 422), body=JobCopy, body_required=False,
                           headers={201: ("Location",)}),
     "openapi": Operation("none", {200: None}, ()),
+    "ui_root": Operation("none", {302: None}, (), documented=False),
+    "ui_config": Operation("none", {200: None}, (), documented=False),
+    "ui_files": Operation("none", {200: None, 304: None}, (404,), documented=False),
 }

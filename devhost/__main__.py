@@ -5,6 +5,7 @@
     python -m devhost serve --port 7072 --no-azurite --no-simulator
     python -m devhost setup                first-use set-up only (certificates, keys, local.settings.json, folders)
     python -m devhost token NAME [--admin] a bearer token for user NAME, signed with the development key
+    python -m devhost demo [--url URL]     the seed chart's story against the running stack (`make demo`)
 
 Each subcommand is a function taking the parsed arguments, registered in `build_parser`; adding one (say
 `token NAME [--admin]`) is a parser entry and a function.
@@ -22,15 +23,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from devhost.azurite import AzuriteError, ensure_azurite
+from devhost.azurite import AzuriteError, allow_browser_reads, ensure_azurite
+from devhost.demo import DEFAULT_URL as DEMO_URL
+from devhost.demo import DEFAULT_USER as DEMO_USER
 from devhost.host import DevHost
 from devhost.settings import SettingsError, read_local_settings
-from devhost.setup import SIMULATOR_TARGETS, run_setup
+from devhost.setup import CERT_FILE, SIMULATOR_TARGETS, run_setup
 from devhost.simulator import EmbeddedSimulator, SimulatorError
 from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, SIGNING_KEY, mint
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent
-SUBCOMMANDS = ("serve", "setup", "token")
+SUBCOMMANDS = ("serve", "setup", "token", "demo")
 DEFAULT_USER = "scientist"
 
 
@@ -53,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--admin", action="store_true", help="give the token the admin role")
     token.add_argument("--hours", type=float, default=12, help="lifetime in hours (default 12)")
     token.set_defaults(run=cmd_token)
+    demo = commands.add_parser("demo", help="play the seed chart's story against the running stack")
+    demo.add_argument("--url", default=DEMO_URL, help=f"the gateway (default {DEMO_URL})")
+    demo.add_argument("--user", default=DEMO_USER, help=f"whose job it is (default {DEMO_USER})")
+    demo.add_argument("--downloads", type=Path, help="where the CSV goes (default .local/downloads)")
+    demo.set_defaults(run=cmd_demo)
     return parser
 
 
@@ -83,6 +91,15 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Play the seed chart with the smoothie against a running stack; the downloaded CSV's path last."""
+    from devhost import demo
+
+    root: Path = args.root
+    return demo.run(args.url, lambda: user_token(root, args.user), args.downloads or root / demo.DOWNLOADS,
+                    root / CERT_FILE, sys.stdout, sys.stderr)
+
+
 def user_token(root: Path, name: str, *, admin: bool = False, hours: float = 12) -> str:
     """A token signed with the development key, for the issuer and audience the local settings name."""
     settings = read_local_settings(root)
@@ -105,6 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         simulator = None if args.no_simulator else _start_simulator(root)
         with DevHost(args.app, root=root, port=args.port) as host:
+            _allow_ui_previews(root, host)
             _print_banner(host, simulator)
             _print_token(root)
             while not stop.wait(1.0):
@@ -128,6 +146,17 @@ def _start_simulator(root: Path) -> EmbeddedSimulator | None:
         return None
 
 
+def _allow_ui_previews(root: Path, host: DevHost) -> None:
+    # The UI previews a CSV output by fetching its download URL from Azurite: a CORS rule must allow the page.
+    settings = read_local_settings(root)
+    ca = settings.get("SIMGATE_STORAGE_CA")
+    try:
+        allow_browser_reads(settings.get("AzureWebJobsStorage", ""), root / ca if ca else None,
+                            [host.url, f"http://localhost:{host.port}"])
+    except Exception as exc:  # a preview is not worth failing start-up for
+        print(f"devhost: warning: the UI cannot preview outputs (no CORS rule on Azurite): {exc}", file=sys.stderr)
+
+
 def _print_banner(host: DevHost, simulator: EmbeddedSimulator | None) -> None:
     print(f"\ndevhost listening on {host.url}  (route prefix: {host.config.route_prefix or '(none)'})")
     print("\nFunctions:\n")
@@ -136,6 +165,7 @@ def _print_banner(host: DevHost, simulator: EmbeddedSimulator | None) -> None:
     if simulator is not None:
         print(f"SSH simulator for targets {', '.join(SIMULATOR_TARGETS)}: {simulator.address} "
               f"(jobs run in {simulator.sandbox})\n")
+    print(f"The UI: {host.url}/ui/  (development sign-in: {host.url}/dev/sign-in)\n")
     print("Press Ctrl-C to stop.", flush=True)
 
 

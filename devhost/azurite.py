@@ -128,6 +128,21 @@ class AzuriteProcess:
         self.stop()
 
 
+def allow_browser_reads(connection: str, ca_path: Path | str | None, origins: Sequence[str]) -> None:
+    """Let pages from `origins` read blobs (the UI previews a CSV through its download URL): a CORS rule for GET.
+
+    In Azure the storage account's CORS rule is set by the deployment; locally devhost sets it on Azurite.
+    """
+    from azure.storage.blob import BlobServiceClient, CorsRule
+
+    rule = CorsRule(list(origins), ["GET", "HEAD"], allowed_headers=["range"],
+                    exposed_headers=["content-length", "content-type", "content-disposition"], max_age_in_seconds=600)
+    # No retries: when Azurite is not there, say so at once rather than after the SDK's back-off.
+    with BlobServiceClient.from_connection_string(connection, retry_total=0, connection_timeout=5,
+                                                  **client_kwargs(ca_path)) as service:
+        service.set_service_properties(cors=[rule])
+
+
 def azurite_bin(root: Path) -> Path:
     """The project's pinned Azurite launcher; raises AzuriteError when `npm ci` has not been run."""
     path = root / AZURITE_BIN

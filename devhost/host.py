@@ -61,7 +61,8 @@ class DevHost:
     def __init__(self, app_ref: str | Any = "function_app:app", root: Path | str = ".", port: int = 7071, *,
                  host: str = "127.0.0.1", host_json: Path | Mapping[str, Any] | None = None,
                  settings: Mapping[str, str] | None = None, load_settings: bool = True,
-                 queues: bool = True, timers: bool = True, route_order: RouteOrder = "host") -> None:
+                 queues: bool = True, timers: bool = True, route_order: RouteOrder = "host",
+                 dev_sign_in: bool = True) -> None:
         self.app_ref = app_ref
         self.root = Path(root).resolve()
         self.bind = (host, port)
@@ -70,6 +71,7 @@ class DevHost:
         self._load_settings = load_settings
         self._enabled = {"queueTrigger": queues, "timerTrigger": timers}
         self._route_order = route_order
+        self._dev_sign_in = dev_sign_in  # devhost's own /dev/sign-in (devhost/signin.py), never in the app
         self.config = HostConfig()
         self.functions: tuple[IndexedFunction, ...] = ()
         self.function_errors: dict[str, str] = {}
@@ -155,6 +157,10 @@ class DevHost:
         self.config = load_host_config(Path(host_json) if isinstance(host_json, str | Path) else host_json)
         app = load_app(self.app_ref, self.root) if isinstance(self.app_ref, str) else self.app_ref
         self.functions = index_functions(app)
+        if self._dev_sign_in:
+            from devhost import signin
+
+            self.functions += index_functions(signin.app)
         runnable = [f for f in self.functions if not self._in_error(f, unsupported_binding(f))]
         self.routes = RouteTable(runnable, self.config.route_prefix, self._route_order)
 

@@ -148,3 +148,8 @@ def embedded_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emb
         yield login
     finally:
         login.stop()
+
+
+# The gateway (devhost over real HTTP on this session's Azurite), once for every test folder. Imported last: it
+# builds on the fixtures above.
+from tests.gateway import gateway, use_targets  # noqa: E402, F401

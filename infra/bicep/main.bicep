@@ -38,6 +38,15 @@ param authJwks string = '${environment().authentication.loginEndpoint}${tenant()
 @description('AUTH_ADMIN_ROLE: the app role (in the roles claim) that may see every user\'s jobs.')
 param authAdminRole string = 'simgate.admin'
 
+@description('AUTH_UI_CLIENT_ID: client id of the app registration the browser UI signs in with (a single-page application; the API\'s own registration will do). Empty: the UI has no sign-in.')
+param uiClientId string = authAudience
+
+@description('AUTH_UI_AUTHORITY: where the UI signs in; the issuer\'s tenant unless set.')
+param uiAuthority string = ''
+
+@description('AUTH_UI_SCOPE: the scope the UI asks tokens for; the API\'s ".default" unless set.')
+param uiScope string = ''
+
 @description('AUTH_LEEWAY_SECONDS: clock skew allowed on token expiry.')
 @minValue(0)
 @maxValue(300)
@@ -202,6 +211,9 @@ var appSettings = concat([
   { name: 'AUTH_JWKS', value: authJwks }
   { name: 'AUTH_ADMIN_ROLE', value: authAdminRole }
   { name: 'AUTH_LEEWAY_SECONDS', value: string(authLeewaySeconds) }
+  { name: 'AUTH_UI_CLIENT_ID', value: uiClientId }
+  { name: 'AUTH_UI_AUTHORITY', value: uiAuthority }
+  { name: 'AUTH_UI_SCOPE', value: uiScope }
   // Jobs.
   { name: 'SIMGATE_CALLBACK_URL', value: appUrl }
   { name: 'SIMGATE_TARGETS', value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${targetsSecretName})' }

@@ -16,6 +16,9 @@ Call = Callable[..., func.HttpResponse]
 
 @pytest.fixture(scope="session")
 def functions() -> dict[str, Any]:
+    # `get_functions()` refuses a second call on one app (it remembers the names it saw): devhost may have indexed
+    # the app already in this session.
+    function_app.app.functions_bindings = None
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
 

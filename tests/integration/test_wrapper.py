@@ -278,12 +278,23 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def run_wrapper(job_dir: Path, timeout: float = 120, env: dict[str, str] | None = None) -> Run:
-    """Run the wrapper in the job folder as the batch script does; its exit code, output and peak memory."""
+# Starts the wrapper from a small process and writes the wrapper's peak memory to argv[1]. Measured from the test
+# process itself, a child's peak would count the pages it shares with this (large) process between fork and exec.
+MEASURED = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
+)
+
+
+def run_wrapper(job_dir: Path, timeout: float = 120, env: dict[str, str] | None = None, measure: bool = False) -> Run:
+    """Run the wrapper in the job folder as the batch script does; its exit code, output and (with `measure`, from
+    a small launcher process) peak memory."""
     out, err = job_dir.parent / "wrapper.out", job_dir.parent / "wrapper.err"
+    rss = job_dir.parent / "wrapper.rss"
+    argv = [PYTHON, "simgate_wrapper.py"]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
-            [PYTHON, "simgate_wrapper.py"],
+            [PYTHON, "-c", MEASURED, str(rss), *argv] if measure else argv,
             cwd=job_dir,
             stdout=stdout,
             stderr=stderr,
@@ -301,7 +312,8 @@ def run_wrapper(job_dir: Path, timeout: float = 120, env: dict[str, str] | None 
             raise AssertionError(f"the wrapper did not end within {timeout} s: {err.read_text()[-2000:]}")
         time.sleep(0.02)
     proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait for it again
-    return Run(proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss)
+    peak = int(rss.read_text()) if measure else usage.ru_maxrss
+    return Run(proc.returncode, out.read_text(), err.read_text(), peak)
 
 
 def assert_no_secrets(run: Run, *secrets: str) -> None:
@@ -427,7 +439,7 @@ def test_a_300_mib_output_goes_up_in_blocks_streamed_from_disk(
     os.link(path, job_dir / "big.bin")  # the entry's output, there before it runs
     started = time.perf_counter()
     try:
-        run = run_wrapper(job_dir)
+        run = run_wrapper(job_dir, measure=True)
     finally:
         (job_dir / "big.bin").unlink()
     took = time.perf_counter() - started
