@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import secrets
@@ -29,11 +28,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench.stack import local_stack
 from core.job import Job
 from core.states import JobState
-from devhost.azurite import start_private_azurite
-from devhost.host import DevHost
-from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, make_key_pair, mint
+from devhost.tokens import mint
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB_ID = re.compile(r"[0-9a-f]{16}-[0-9]{13}-[0-9a-f]{6}")
@@ -176,28 +174,13 @@ def main() -> None:
     from tests.infra import EmbeddedLogin
 
     with tempfile.TemporaryDirectory() as tmp:
-        azurite = start_private_azurite(ROOT, Path(tmp) / "azurite")
         login = EmbeddedLogin(Path(tmp) / "ssh").start()
         try:
-            make_key_pair(Path(tmp) / "key.pem", Path(tmp) / "jwks.json")
-            settings = {
-                "AzureWebJobsStorage": azurite.connection_string, "SIMGATE_STORAGE_CA": str(azurite.ca_path),
-                "SIMGATE_STORAGE_CREDENTIAL": "azurite", "AUTH_ISSUER": DEV_ISSUER, "AUTH_AUDIENCE": DEV_AUDIENCE,
-                "AUTH_JWKS": str(Path(tmp) / "jwks.json"),
-                "SIMGATE_TARGETS": json.dumps({"local": login.target("local")}),
-            }
-            with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False,
-                         timers=False) as host:
-                url = host.url.rstrip("/")
-                os.environ["SIMGATE_CALLBACK_URL"] = url
-                from core.config import get_settings
-
-                get_settings.cache_clear()
-                run_load(url, Path(tmp) / "key.pem", azurite.ca_path, args)
+            targets = {"SIMGATE_TARGETS": json.dumps({"local": login.target("local")})}
+            with local_stack(Path(tmp), queues=True, settings=targets) as stack:
+                run_load(stack.url, stack.signing_key, stack.azurite.ca_path, args)
         finally:
             login.stop()
-            azurite.stop()
-
 
 def run_load(url: str, key: Path, ca: Path, args: argparse.Namespace) -> None:
     """Users and simulators for `args.seconds`, then wait for their jobs; print."""

@@ -27,12 +27,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bench.stack import local_stack
 from bench.storage_calls import Client
 from core.job import Job
 from core.states import JobState
-from devhost.azurite import ACCOUNT, AzuriteProcess, client_kwargs, start_private_azurite
-from devhost.host import DevHost
-from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, make_key_pair
+from devhost.azurite import ACCOUNT, AzuriteProcess, client_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV = b"time_s,mixing_index\n" + b"".join(f"{i / 100},{i / 1000}\n".encode() for i in range(1000))
@@ -181,23 +180,9 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        azurite = start_private_azurite(ROOT, Path(tmp))
-        try:
-            make_key_pair(Path(tmp) / "key.pem", Path(tmp) / "jwks.json")
-            settings = {
-                "AzureWebJobsStorage": azurite.connection_string, "SIMGATE_STORAGE_CA": str(azurite.ca_path),
-                "SIMGATE_STORAGE_CREDENTIAL": "azurite", "AUTH_ISSUER": DEV_ISSUER, "AUTH_AUDIENCE": DEV_AUDIENCE,
-                "AUTH_JWKS": str(Path(tmp) / "jwks.json"),
-            }
-            with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False,
-                         queues=False, timers=False) as host:
-                count_reports_and_downloads(Client(host.url.rstrip("/"), Path(tmp) / "key.pem"), azurite,
-                                            args.downloads)
-            upload_throughput(azurite, args.mib, args.runs)
-        finally:
-            azurite.stop()
-
+    with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp)) as stack:
+        count_reports_and_downloads(Client(stack.url, stack.signing_key), stack.azurite, args.downloads)
+        upload_throughput(stack.azurite, args.mib, args.runs)
 
 if __name__ == "__main__":
     main()

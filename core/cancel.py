@@ -12,11 +12,12 @@ with the host's retries. Every step is idempotent: cancelling a cancelled job ch
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from core.auth import Principal
-from core.errors import Conflict
+from core.errors import Conflict, Unavailable
 from core.job import Job, advanced, status_view
 from core.jobs import change_job
 from core.states import JobState
@@ -24,6 +25,8 @@ from core.states import JobState
 log = logging.getLogger(__name__)
 
 STILL_THERE = ("PENDING", "RUNNING")  # RemoteState values: the scheduler still has the job
+CONFIRM_TRIES = 10
+CONFIRM_PAUSE = 1.0  # seconds between the scheduler's answers while it finishes a cancelled job
 
 
 def cancel_job(caller: Principal, job_id: str) -> dict[str, Any]:
@@ -64,9 +67,14 @@ async def stop(job_id: str) -> None:
     if result.exit_status != 0:
         log.warning("cancel %s: %s exited %s: %s", job_id, plan.scheduler.name, result.exit_status,
                     result.stderr.strip()[-300:])
-    states = await remote_states(plan.target, plan.scheduler, [job.scheduler_id])
-    if states[job.scheduler_id].value not in STILL_THERE:
-        await store(change_job, job_id, cancelled)
+    for _ in range(CONFIRM_TRIES):  # a cancelled job lingers a moment (Slurm's COMPLETING) before it is gone
+        states = await remote_states(plan.target, plan.scheduler, [job.scheduler_id])
+        if states[job.scheduler_id].value not in STILL_THERE:
+            await store(change_job, job_id, cancelled)
+            return
+        await asyncio.sleep(CONFIRM_PAUSE)
+    # Still there: ask again later. The queue retries the message; the job's own last report may settle it first.
+    raise Unavailable(f"{plan.scheduler.name} still runs job {job.scheduler_id} after its cancel")
 
 
 def cancelled(job: Job) -> Job | None:

@@ -100,9 +100,9 @@ async def dispatch(job_id: str, message_id: str) -> None:
         recorded = await store(change_job, job_id, lambda j: _queued(j, scheduler_id), None, claimed)
         log.info("dispatch %s: queued as %s on %s", job_id, scheduler_id, plan.target.name)
         if recorded.status is JobState.CANCELLING:  # cancelled while it was being submitted: stop it now
-            from core.cancel import stop
+            from core.storage.queues import enqueue_dispatch
 
-            await stop(job_id)
+            await store(enqueue_dispatch, job_id, "cancel")
 
 
 def give_up(job_id: str) -> None:

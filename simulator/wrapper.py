@@ -746,8 +746,11 @@ class SignalForwarder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        ending = [getattr(signal, n, None) for n in ENDING_SIGNALS]
         for number, handler in self._previous.items():
-            signal.signal(number, handler)
+            # A scheduler's cancel signals every process of the job at once: the entry may die of it before the
+            # wrapper's own copy arrives. That copy must not end the wrapper before it reports how the job ended.
+            signal.signal(number, _late_signal if number in ending else handler)
 
     def _forward(self, number: int, frame: object) -> None:
         if number in [getattr(signal, n) for n in ENDING_SIGNALS] and self.ending_since is None:
@@ -764,6 +767,10 @@ class SignalForwarder:
             self.killed = True
             log(f"the entry outlived SIGTERM by {KILL_GRACE:.0f} s; killing it")
             self._signal(signal.SIGKILL)
+
+
+def _late_signal(number: int, frame: object) -> None:
+    log(f"signal {number} after the entry ended: finishing the reports first")
 
 
 def read_progress(path: str = PROGRESS_FILE) -> float | None:

@@ -628,6 +628,40 @@ def test_sigterm_reaches_the_entry_and_the_job_ends_with_143(gateway: FakeGatewa
     assert gateway.reports[-1].body["message"].startswith("exit code 143")
 
 
+def test_a_cancel_that_signals_every_process_at_once_still_gets_its_reports(gateway: FakeGateway) -> None:
+    """scancel sends SIGTERM to all of a job's processes: the entry may die before the wrapper's copy arrives."""
+    job_dir = make_job(gateway, "echo started > started\nexec sleep 30\n")
+    out = (job_dir.parent / "wrapper.err").open("wb")
+    with out:
+        proc = subprocess.Popen(
+            [PYTHON, "simgate_wrapper.py"], cwd=job_dir, stdout=subprocess.DEVNULL, stderr=out, env=clean_env(),
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while not ((job_dir / "started").exists() and gateway.accepted()):
+            assert time.monotonic() < deadline, "the entry did not start"
+            time.sleep(0.05)
+        entry = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0])
+        finalizing = threading.Event()
+
+        def slow(report: Report) -> None:  # the wrapper is busy reporting when its own copy of the signal lands
+            finalizing.set()
+            time.sleep(1.5)
+
+        gateway.hooks["FINALIZING"] = slow
+        os.kill(entry, signal.SIGTERM)  # the entry first...
+        assert finalizing.wait(10), "the wrapper did not report FINALIZING"
+        proc.send_signal(signal.SIGTERM)  # ...then the wrapper's own copy, once the entry has ended
+        assert proc.wait(timeout=20) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [r.status for r in gateway.reports] == ["RUNNING", "FINALIZING", "FAILED"]
+    assert gateway.reports[-1].body["exit_code"] == 143
+
+
 def test_progress_written_by_the_entry_is_reported_while_it_runs(gateway: FakeGateway) -> None:
     job_dir = make_job(gateway, "echo 42.5 > .simgate-progress\nsleep 1.6\n")
     run = run_wrapper(job_dir)
