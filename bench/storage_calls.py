@@ -19,14 +19,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.stack import local_stack
 from core.job import Change, Job, new_job_id, now_iso
 from core.states import JobState
 from core.storage import observe_requests
-from devhost.azurite import start_private_azurite
-from devhost.host import DevHost
-from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, make_key_pair, mint
-
-ROOT = Path(__file__).resolve().parent.parent
+from devhost.tokens import mint
 
 
 class Client:
@@ -109,38 +106,29 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        azurite = start_private_azurite(ROOT, Path(tmp))
-        try:
-            run(azurite, Path(tmp), args)
-        finally:
-            azurite.stop()
+    with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp)) as stack:
+        run(Client(stack.url, stack.signing_key), args)
 
 
-def run(azurite: Any, tmp: Path, args: argparse.Namespace) -> None:
-    """Measure against a started Azurite."""
-    make_key_pair(tmp / "key.pem", tmp / "jwks.json")
-    settings = {"AzureWebJobsStorage": azurite.connection_string, "SIMGATE_STORAGE_CA": str(azurite.ca_path),
-                "AUTH_ISSUER": DEV_ISSUER, "AUTH_AUDIENCE": DEV_AUDIENCE, "AUTH_JWKS": str(tmp / "jwks.json")}
-    with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False, queues=False,
-                 timers=False) as host:
-        client = Client(host.url.rstrip("/"), tmp / "key.pem")
-        print("storage requests per call (counted at the SDK's HTTP pipeline):")
-        for route, requests in count_routes(client):
-            print(f"  {route:<28} {requests}")
-        from core.storage.jobs_table import jobs_table
+def run(client: Client, args: argparse.Namespace) -> None:
+    """Measure through a running gateway."""
+    print("storage requests per call (counted at the SDK's HTTP pipeline):")
+    for route, requests in count_routes(client):
+        print(f"  {route:<28} {requests}")
+    from core.storage.jobs_table import jobs_table
 
-        table = jobs_table()._client
-        started = time.perf_counter()
-        seed(table, "small-user", args.small)
-        seed(table, "big-user", args.big)
-        print(f"seeded {args.small} + {args.big} jobs in {time.perf_counter() - started:.1f} s")
-        figures = page_times(client, ["small-user", "big-user"], args.runs)
-        for user, stored in (("small-user", args.small), ("big-user", args.big)):
-            seconds, requests = figures[user]
-            print(f"GET /job page of 20 with {stored:>6} jobs stored: {seconds * 1000:6.1f} ms, {requests} request(s)")
-        print(f"ratio {args.big} / {args.small} (medians of {args.runs}): "
-              f"{figures['big-user'][0] / figures['small-user'][0]:.2f}")
+    table = jobs_table()._client
+    started = time.perf_counter()
+    seed(table, "small-user", args.small)
+    seed(table, "big-user", args.big)
+    print(f"seeded {args.small} + {args.big} jobs in {time.perf_counter() - started:.1f} s")
+    figures = page_times(client, ["small-user", "big-user"], args.runs)
+    for user, stored in (("small-user", args.small), ("big-user", args.big)):
+        seconds, requests = figures[user]
+        print(f"GET /job page of 20 with {stored:>6} jobs stored: {seconds * 1000:6.1f} ms, {requests} request(s)")
+    print(f"ratio {args.big} / {args.small} (medians of {args.runs}): "
+          f"{figures['big-user'][0] / figures['small-user'][0]:.2f}")
+
 
 if __name__ == "__main__":
     main()
