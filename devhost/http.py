@@ -145,6 +145,9 @@ class FunctionsHTTPServer(ThreadingHTTPServer):
     """Serves one RouteTable; user functions run through the shared Invoker."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 resets the sixth of many simultaneous connections; Kestrel, in front of
+    # the real host, queues hundreds.
+    request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], table: RouteTable, invoker: Invoker) -> None:
         super().__init__(address, _Handler)

@@ -169,3 +169,24 @@ def test_default_route_prefix_is_api(tmp_path: Path) -> None:
     with DevHost(sample_app.app, root=tmp_path, port=0, queues=False, timers=False) as host:
         assert host.config.route_prefix == "api"
         assert call(host, "/api/text").body == b"plain text"
+
+
+def test_many_simultaneous_connections_are_all_answered(host: DevHost) -> None:
+    """A burst of connections opened at once (as 50 simulators reporting together) is queued, not reset."""
+    import socket
+    import threading
+
+    count, start, answers = 128, threading.Barrier(128), []
+
+    def one(i: int) -> None:
+        start.wait()
+        with socket.create_connection(("127.0.0.1", int(host.url.rsplit(":", 1)[1].strip("/"))), timeout=30) as s:
+            s.sendall(f"GET /api/hello/n{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            answers.append(s.makefile("rb").readline())
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [b"HTTP/1.1 200 OK\r\n"] * count
