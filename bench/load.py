@@ -103,7 +103,7 @@ def user_loop(client: Client, stop: threading.Event, rng: random.Random) -> None
 
 def simulator_loop(url: str, stats: Stats, user: Client, stop: threading.Event, ca: Path) -> None:
     """A job's simulator, over and over: the reports of a whole run, an upload, and the download URL after."""
-    from core.dispatch import token_hash
+    from core.job import hash_token
     from core.jobs import change_job
     from core.storage.outputs import job_outputs
 
@@ -115,7 +115,7 @@ def simulator_loop(url: str, stats: Stats, user: Client, stop: threading.Event, 
         job_id, token = job["job_id"], secrets.token_urlsafe(32)
 
         def dispatched(current: Job, token: str = token) -> Job:
-            return replace(current, status=JobState.QUEUED, token_hash=token_hash(token), scheduler_id="1")
+            return replace(current, status=JobState.QUEUED, token_hash=hash_token(token), scheduler_id="1")
 
         change_job(job_id, dispatched)  # what the dispatcher does, without a real submission
         job_outputs().create(job_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import secrets
@@ -24,7 +23,6 @@ import urllib.request
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from bench.stack import local_stack
@@ -35,16 +33,6 @@ from devhost.azurite import ACCOUNT, AzuriteProcess, client_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV = b"time_s,mixing_index\n" + b"".join(f"{i / 100},{i / 1000}\n".encode() for i in range(1000))
-
-
-def wrapper() -> ModuleType:
-    """The job wrapper, loaded from its file as the cluster runs it (it is never imported by the app)."""
-    spec = importlib.util.spec_from_file_location("simgate_wrapper", ROOT / "simulator" / "wrapper.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Simulator:
@@ -65,7 +53,7 @@ class Simulator:
 
 def queued_job(client: Client) -> Simulator:
     """A smoothie job QUEUED with a token and its container, as the dispatcher leaves it."""
-    from core.dispatch import token_hash
+    from core.job import hash_token
     from core.jobs import change_job
     from core.storage.outputs import job_outputs
 
@@ -73,7 +61,7 @@ def queued_job(client: Client) -> Simulator:
     token = secrets.token_urlsafe(32)
 
     def dispatched(current: Job) -> Job:
-        return replace(current, status=JobState.QUEUED, token_hash=token_hash(token))
+        return replace(current, status=JobState.QUEUED, token_hash=hash_token(token))
 
     change_job(job["job_id"], dispatched)
     job_outputs().create(job["job_id"])
@@ -126,7 +114,9 @@ def upload_throughput(azurite: AzuriteProcess, mib: int, runs: int) -> None:
     sas = generate_container_sas(ACCOUNT, container.container_name, user_delegation_key=key,
                                  permission=ContainerSasPermissions(create=True, write=True),
                                  start=start, expiry=start + timedelta(hours=1), protocol="https")
-    job_wrapper = wrapper()
+    from tests.infra import load_wrapper
+
+    job_wrapper = load_wrapper()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.bin"
         digest = _random_file(path, mib)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import io
 import json
 import logging
@@ -28,7 +27,7 @@ from typing import Any
 from core.catalog import get_catalog
 from core.config import APP_ROOT, get_settings
 from core.errors import CatalogError, DispatchRefused, GatewayError, Unavailable
-from core.job import Job, advanced
+from core.job import Job, advanced, hash_token
 from core.jobs import change_job, read_job
 from core.render import render_case
 from core.schedulers import get_scheduler
@@ -220,15 +219,11 @@ def _submission(plan: Plan) -> Submission:
     )
 
 
-def token_hash(token: str) -> str:
-    """How a job token is kept: its SHA-256, never the token."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
 
 def _claimed(job: Job, message_id: str, token: str) -> Job | None:
     if not _ours(job, message_id):
         return None  # another message claimed it meanwhile; the caller sees the other id and stops
-    return replace(job, dispatch_message=message_id, token_hash=token_hash(token))
+    return replace(job, dispatch_message=message_id, token_hash=hash_token(token))
 
 
 def _queued(job: Job, scheduler_id: str) -> Job | None:

@@ -90,6 +90,11 @@ def advanced(job: Job, to: JobState, by: str, reason: str | None = None, **chang
     )
 
 
+def hash_token(token: str) -> str:
+    """How a job token is kept: its SHA-256, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def now_iso() -> str:
     """The current UTC time as ISO 8601 with milliseconds and a Z."""
     return iso_time(datetime.now(UTC))

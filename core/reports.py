@@ -18,7 +18,7 @@ from core.auth import bearer_token
 from core.cancel import settle_reported_end
 from core.config import get_settings
 from core.errors import Conflict, FieldProblem, InvalidBody, NotFound, Unauthenticated
-from core.job import Job, Output, advanced, iso_time, status_view
+from core.job import Job, Output, advanced, hash_token, iso_time, status_view
 from core.jobs import change_job, read_job
 from core.states import JobState, parse_state
 
@@ -66,7 +66,7 @@ def _authorised(job_id: str, token: str) -> Job:
         job = read_job(job_id)
     except NotFound:
         job = None  # answered like a wrong token: a report must not tell which job ids exist
-    if job is None or not job.token_hash or not hmac.compare_digest(_hash(token), job.token_hash):
+    if job is None or not job.token_hash or not hmac.compare_digest(hash_token(token), job.token_hash):
         raise Unauthenticated("the job token is not valid for this job")
     _still_open(job)
     return job
@@ -77,15 +77,9 @@ def _still_open(job: Job) -> None:
         raise Conflict(f"job {job.job_id} is {job.status.value}: it takes no more reports")
 
 
-def _hash(token: str) -> str:
-    from core.dispatch import token_hash
-
-    return token_hash(token)
-
-
 def _merged(job: Job, report: StatusReport, to: JobState, token: str, outputs: tuple[Output, ...] | None) -> Job | None:
     """The job with the report merged in, or None when the report changes nothing."""
-    if not job.token_hash or not hmac.compare_digest(_hash(token), job.token_hash):
+    if not job.token_hash or not hmac.compare_digest(hash_token(token), job.token_hash):
         raise Unauthenticated("the job token is not valid for this job")  # a re-dispatch replaced it meanwhile
     _still_open(job)
     to = settle_reported_end(job, to)

@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from core.dispatch import token_hash
-from core.job import Job
+from core.job import Job, hash_token
 from core.jobs import change_job
 from core.states import JobState
 from tests.conftest import AzuriteFixture
@@ -52,7 +51,7 @@ def queued_job(gateway: Gateway, owner: str = "martin") -> tuple[str, str]:
     token = secrets.token_urlsafe(32)
 
     def dispatched(job: Job) -> Job:
-        return replace(job, status=JobState.QUEUED, token_hash=token_hash(token), scheduler_id="4242")
+        return replace(job, status=JobState.QUEUED, token_hash=hash_token(token), scheduler_id="4242")
 
     change_job(job_id, dispatched)
     job_outputs().create(job_id)

@@ -29,9 +29,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core.api import OPERATIONS
-from core.dispatch import token_hash
 from core.errors import NotFound
-from core.job import Job
+from core.job import Job, hash_token
 from core.jobs import change_job
 from core.states import JobState
 from tests.integration.conftest import Gateway
@@ -75,7 +74,7 @@ def real_jobs(gateway: Gateway, unreachable_target: None) -> Iterator[dict[str, 
     token = secrets.token_urlsafe(32)
 
     def dispatched(job: Job) -> Job:
-        return replace(job, status=JobState.QUEUED, token_hash=token_hash(token), scheduler_id="1")
+        return replace(job, status=JobState.QUEUED, token_hash=hash_token(token), scheduler_id="1")
 
     change_job(made[0], dispatched)
     from core.storage.outputs import job_outputs

@@ -84,3 +84,10 @@ def test_no_account_key_signs_anything_in_the_app() -> None:
                     if "user_delegation_key" not in keywords or "account_key" in keywords:
                         offenders.add(f"{path.name}: {node.func.id} without user_delegation_key")  # type: ignore[attr-defined]
     assert offenders == set()
+
+
+def test_the_http_paths_never_reach_the_ssh_or_template_modules() -> None:
+    """Status reports, outputs and the job routes run in HTTP workers: SSH and templates belong to dispatch."""
+    worker_only = {"core.dispatch", "core.ssh", "core.render", "asyncssh", "jinja2"}
+    for module in ("core/reports.py", "core/outputs.py", "core/jobs.py", "core/auth.py", "core/job.py"):
+        assert imports_of(ROOT / module) & worker_only == set(), module

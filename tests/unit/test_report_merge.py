@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 
 from core.config import _blob_service_url, _minutes
-from core.dispatch import token_hash
 from core.errors import Conflict, InvalidBody, Unauthenticated, Unavailable
-from core.job import Job, Output
+from core.job import Job, Output, hash_token
 from core.job_requests import StatusReport, parse_body
 from core.reports import _merged, _reason, _state, output_id
 from core.states import JobState
@@ -20,7 +19,7 @@ TOKEN = "t" * 43
 
 def job(status: JobState, **changes: Any) -> Job:
     return Job(job_id="0123456789abcdef-8765432109876-abcdef", owner="o", owner_name="o", case_id=2, title="t",
-               description="", status=status, created_at="c", updated_at="u", token_hash=token_hash(TOKEN),
+               description="", status=status, created_at="c", updated_at="u", token_hash=hash_token(TOKEN),
                **changes)
 
 
