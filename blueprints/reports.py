@@ -17,4 +17,5 @@ def report_status(req: func.HttpRequest) -> func.HttpResponse:
     from core.reports import report_status as report
 
     job_id = str(req.route_params.get("job_id", ""))
-    return json_response(report(job_id, req.headers.get("Authorization"), json_body(req)))
+    # The body is read only once the job token is known good: 401 comes before 413, 415 and 422.
+    return json_response(report(job_id, req.headers.get("Authorization"), lambda: json_body(req)))

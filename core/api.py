@@ -91,6 +91,7 @@ class OutputRecord(_View):
     label: str
     content_type: str
     size: int
+    md5: str | None
 
 
 class JobDetail(JobHeader):

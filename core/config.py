@@ -31,7 +31,7 @@ class Settings:
     outputs_url: str  # the blob service holding each job's outputs container
     storage_credential: str  # "managed-identity" (Azure) or "azurite" (local: tokens Azurite's basic OAuth takes)
     download_minutes: int  # lifetime of a download URL (read SAS)
-    upload_minutes: int  # lifetime of a job's upload grant
+    upload_minutes: int  # lifetime of a job's upload grant (renewed while the job finalizes)
     lost_after_minutes: int  # an active job silent this long is checked with its scheduler by the reconciler
 
 
@@ -60,7 +60,7 @@ def get_settings() -> Settings:
         outputs_url=_blob_service_url(env),
         storage_credential=env("SIMGATE_STORAGE_CREDENTIAL", "managed-identity"),
         download_minutes=_minutes(env("SIMGATE_DOWNLOAD_MINUTES", "10")),
-        upload_minutes=_minutes(env("SIMGATE_UPLOAD_MINUTES", "60")),
+        upload_minutes=_minutes(env("SIMGATE_UPLOAD_MINUTES", "15")),
         lost_after_minutes=max(int(env("SIMGATE_LOST_AFTER_MINUTES", "15")), 0),
     )
 

@@ -45,11 +45,22 @@ class Output:
     label: str
     content_type: str
     size: int
+    md5: str | None = None  # base64 MD5 of the bytes, as storage gave it
+    blob: str | None = None  # its name in the job's output container (None: `file`, as outputs were once kept)
+
+    @property
+    def blob_name(self) -> str:
+        """The blob that holds the output's bytes in the job's output container."""
+        return self.blob or self.file
 
     def as_dict(self) -> dict[str, Any]:
         """The output as stored."""
+        return {**self.view(), "blob": self.blob}
+
+    def view(self) -> dict[str, Any]:
+        """The output as users see it."""
         return {"output_id": self.output_id, "name": self.name, "file": self.file, "label": self.label,
-                "content_type": self.content_type, "size": self.size}
+                "content_type": self.content_type, "size": self.size, "md5": self.md5}
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,7 @@ class Job:
     dispatch_message: str | None = None  # the queue message that claimed the dispatch
     dispatch_error: str | None = None  # the last transient dispatch failure, for the poison handler's reason
     checked_at: str | None = None  # when the reconciler last found it alive with its scheduler
+    upload_expires: str | None = None  # when the job's upload grant ends (set once one has been given)
     etag: str | None = None
 
 

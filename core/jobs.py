@@ -1,8 +1,11 @@
 """Job operations: create, edit, list, show, poll and delete, each for an authenticated caller.
 
 Every job route checks ownership: a job that is not the caller's is answered exactly as one that does not exist
-(404), unless the caller is an admin. Every change is a read followed by a write conditional on the ETag read; a
-conflict is retried from a fresh read, and refused with 409 if it keeps happening: never lost.
+(404). Admins may read everyone's jobs (show, poll, list outputs, download), but change only their own: editing,
+running, copying, cancelling and deleting are the owner's alone.
+
+Every change is a read followed by a write conditional on the ETag read; a conflict is retried from a fresh read,
+and refused with 409 if it keeps happening: never lost.
 
 Heavy modules (the storage SDK, pydantic models, the catalog) are imported where used, so that importing this module
 stays cheap for the Function App's cold start.
@@ -10,6 +13,7 @@ stays cheap for the Function App's cold start.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
     from core.cases import Case
     from core.storage.jobs_table import JobsTable
     from core.storage.outputs import JobOutputs
+
+log = logging.getLogger(__name__)
 
 ATTEMPTS = 8  # conditional writes tried before a conflict is refused (as busy: try again)
 T = TypeVar("T")
@@ -195,13 +201,13 @@ def _state_named(text: str) -> JobState:
 
 def show_job(caller: Principal, job_id: str) -> dict[str, Any]:
     """Everything about one job."""
-    job = owned_job(caller, job_id)
+    job = readable_job(caller, job_id)
     return detail(job, _case(job.case_id))
 
 
 def job_status(caller: Principal, job_id: str) -> dict[str, Any]:
     """The cheap status view of one job (one point read)."""
-    return status_view(owned_job(caller, job_id))
+    return status_view(readable_job(caller, job_id))
 
 
 def delete_job(caller: Principal, job_id: str) -> None:
@@ -224,12 +230,18 @@ def read_job(job_id: str) -> Job:
 
 
 def owned_job(caller: Principal, job_id: str) -> Job:
-    """The caller's job (one point read); another user's job is `NotFound`, as if it did not exist."""
+    """The caller's own job (one point read); another user's job is `NotFound`, as if it did not exist."""
     return _owned(caller, read_job(job_id))
 
 
+def readable_job(caller: Principal, job_id: str) -> Job:
+    """A job the caller may see (one point read): their own, or anyone's for an admin; else `NotFound`."""
+    job = read_job(job_id)
+    return job if caller.is_admin else _owned(caller, job)
+
+
 def _owned(caller: Principal, job: Job) -> Job:
-    if job.owner != caller.user_id and not caller.is_admin:
+    if job.owner != caller.user_id:
         raise NotFound(f"there is no job {job.job_id!r}")
     return job
 
@@ -250,9 +262,23 @@ def change_job(
         if caller is not None:
             _owned(caller, current)
         changed = edit(current)
-        return current if changed is None else _table().replace(changed)
+        if changed is None:
+            return current
+        written = _table().replace(changed)
+        if current.status.active and written.status.terminal and written.upload_expires:
+            _close_uploads(written.job_id)
+        return written
 
     return _retrying(attempt)
+
+
+def _close_uploads(job_id: str) -> None:
+    """A job that has ended keeps no place its upload grant can write to (best effort: the grant expires anyway,
+    and nothing users download is in that place)."""
+    try:
+        _outputs().close_uploads(job_id)
+    except Unavailable as exc:
+        log.warning("job %s ended, but its upload container was not deleted: %s", job_id, exc.detail)
 
 
 def _retrying(attempt: Callable[[int], T]) -> T:
@@ -278,5 +304,5 @@ def detail(job: Job, case: Case) -> dict[str, Any]:
     return {
         **header(job), "values": values, "history": [c.as_dict() for c in job.history],
         "reason": job.reason, "progress": job.progress, "message": job.message, "scheduler_id": job.scheduler_id,
-        "outputs": [o.as_dict() for o in job.outputs],
+        "outputs": [o.view() for o in job.outputs],
     }

@@ -12,32 +12,32 @@ from core.auth import Principal
 from core.config import get_settings
 from core.errors import NotFound
 from core.job import Output, iso_time
-from core.jobs import owned_job
+from core.jobs import readable_job
 
 
 def list_outputs(caller: Principal, job_id: str) -> list[dict[str, Any]]:
-    """Every output of the caller's job, with its storage URL (no token)."""
+    """Every output of a job the caller may see, with its storage URL (no token)."""
     from core.storage.outputs import job_outputs
 
-    job = owned_job(caller, job_id)
+    job = readable_job(caller, job_id)
     store = job_outputs()
     return [
-        {"output_id": o.output_id, "name": o.name, "file": o.file, "label": o.label, "content_type": o.content_type,
-         "size": o.size, "uri": store.blob_uri(job.job_id, o.file), "links": {"download": _link(job_id, o)}}
+        {**o.view(), "uri": store.blob_uri(job.job_id, o.blob_name), "links": {"download": _link(job_id, o)}}
         for o in job.outputs
     ]
 
 
 def download(caller: Principal, job_id: str, output_id: str) -> dict[str, Any]:
-    """A read-only SAS URL for one output of the caller's job, which a browser saves under the file's name."""
+    """A read-only SAS URL for one output of a job the caller may see: exactly the bytes recorded when the job
+    ended, which a browser saves under the file's name as the recorded content type."""
     from core.storage.outputs import job_outputs
 
-    job = owned_job(caller, job_id)
+    job = readable_job(caller, job_id)
     output = next((o for o in job.outputs if o.output_id == output_id), None)
     if output is None:
         raise NotFound(f"job {job_id} has no output {output_id!r}")
     grant = job_outputs().read_grant(
-        job.job_id, output.file, minutes=get_settings().download_minutes,
+        job.job_id, output.blob_name, minutes=get_settings().download_minutes,
         filename=output.file.rsplit("/", 1)[-1], content_type=output.content_type,
     )
     return {"output_id": output.output_id, "uri": grant.uri, "token": grant.token, "url": grant.url,

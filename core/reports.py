@@ -1,16 +1,25 @@
 """Status reports from the simulator: `PATCH /job/{id}/status` with the job's own token.
 
 The token is the one the dispatcher put in the job's 0600 file; only its hash is stored, compared in constant time,
-and it is good only for that job and only while the job is active. Reports merge in state order (`core.states`): a
-late or repeated report changes nothing, and a finished job takes no more (409). The FINALIZING reply carries the
-upload grant; a final report names the uploaded outputs, which are checked against storage before they are listed.
-Costs: one read and at most one conditional write, plus one listing of the job's container for a final report.
+and it is good only for that job and only while the job is active. It is checked before the body is read, so a
+caller without it learns nothing of the body's rules. Reports merge in state order (`core.states`): a late or
+repeated report changes nothing, and a finished job takes no more (409).
+
+The FINALIZING reply carries the upload grant for the job's upload container; later FINALIZING reports get the same
+grant back while it has a while left, and a new one (a renewal) when it is about to end. A final report names the
+uploaded outputs: each is checked against the upload container's listing (there, declared by the case, claimed
+once, and uploaded rather than copied from elsewhere), then copied as listed into the job's output container, which
+no grant covers, and recorded with the size and MD5 storage gives and the content type the case declares.
+Costs: one read and at most one conditional write, plus, for a final report, one listing and one copy per output.
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -20,31 +29,36 @@ from core.config import get_settings
 from core.errors import Conflict, FieldProblem, InvalidBody, NotFound, Unauthenticated
 from core.job import Job, Output, advanced, hash_token, iso_time, status_view
 from core.jobs import change_job, read_job
-from core.states import JobState, parse_state
+from core.states import TERMINAL, JobState, parse_state
 
 if TYPE_CHECKING:
     from core.cases import Case
+    from core.cases import Output as OutputSpec
     from core.job_requests import OutputClaim, StatusReport
     from core.storage.outputs import JobOutputs, StoredBlob
 
 REPORTER = "simulator"
-FINAL = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+# A grant with less than this left is renewed rather than given again. The wrapper asks again when less than
+# five minutes are left (simulator/wrapper.py GRANT_MARGIN), so its renewal always gets a fresh one.
+RENEW_WITHIN = timedelta(minutes=6)
+REASON_LENGTH = 300
 
 
-def report_status(job_id: str, authorization: str | None, body: Any) -> dict[str, Any]:
-    """Apply one report; the job's status view, with the upload grant when the job is FINALIZING."""
+def report_status(job_id: str, authorization: str | None, body: Callable[[], Any]) -> dict[str, Any]:
+    """Apply one report (`body` reads it, once the token is known good); the job's status view, with the upload
+    grant when the job is FINALIZING."""
     from core.job_requests import StatusReport, parse_body
 
     token = bearer_token(authorization)
-    report = parse_body(StatusReport, body)
-    to = _state(report.status)
     job = _authorised(job_id, token)
-    outputs = _checked_outputs(job, report) if to in FINAL and report.outputs else None
+    report = parse_body(StatusReport, body())
+    to = _state(report.status)
+    outputs = _recorded_outputs(job, report) if to in TERMINAL and report.outputs else None
     job = change_job(job_id, lambda j: _merged(j, report, to, token, outputs), None, job)
     view = status_view(job)
-    if to is JobState.FINALIZING and job.status in (JobState.FINALIZING, JobState.CANCELLING):
+    if to is JobState.FINALIZING and job.status in (JobState.FINALIZING, JobState.CANCELLING) and job.upload_expires:
         # While it is being cancelled too: what the job wrote before it stopped (its logs) is still worth keeping.
-        view["upload"] = _upload_grant(job.job_id)
+        view["upload"] = _upload_grant(job)
     return view
 
 
@@ -53,8 +67,8 @@ def _state(text: str) -> JobState:
         state = parse_state(text)
     except ValueError:
         state = JobState.DRAFT
-    if state in (JobState.DRAFT, JobState.SUBMITTED, JobState.QUEUED, JobState.CANCELLING):
-        reportable = ["RUNNING", "FINALIZING", "COMPLETED", "FAILED", "CANCELLED", "clean up", "done"]
+    if not state.reportable:
+        reportable = [*(s.value for s in JobState if s.reportable), "clean up", "done"]
         raise InvalidBody(f"status {text!r} is not one a simulator reports: one of {reportable}",
                           errors=[FieldProblem("status", f"must be one of {reportable}")])
     return state
@@ -63,13 +77,18 @@ def _state(text: str) -> JobState:
 def _authorised(job_id: str, token: str) -> Job:
     """The job, if `token` is its token and it is still taking reports."""
     try:
-        job = read_job(job_id)
+        job: Job | None = read_job(job_id)
     except NotFound:
         job = None  # answered like a wrong token: a report must not tell which job ids exist
-    if job is None or not job.token_hash or not hmac.compare_digest(hash_token(token), job.token_hash):
-        raise Unauthenticated("the job token is not valid for this job")
+    _check_token(job, token)
+    assert job is not None
     _still_open(job)
     return job
+
+
+def _check_token(job: Job | None, token: str) -> None:
+    if job is None or not job.token_hash or not hmac.compare_digest(hash_token(token), job.token_hash):
+        raise Unauthenticated("the job token is not valid for this job")
 
 
 def _still_open(job: Job) -> None:
@@ -79,69 +98,102 @@ def _still_open(job: Job) -> None:
 
 def _merged(job: Job, report: StatusReport, to: JobState, token: str, outputs: tuple[Output, ...] | None) -> Job | None:
     """The job with the report merged in, or None when the report changes nothing."""
-    if not job.token_hash or not hmac.compare_digest(hash_token(token), job.token_hash):
-        raise Unauthenticated("the job token is not valid for this job")  # a re-dispatch replaced it meanwhile
+    _check_token(job, token)  # a re-dispatch may have replaced it meanwhile
     _still_open(job)
     to = settle_reported_end(job, to)
     progress = report.progress if report.progress is not None else job.progress
     message = report.message if report.message is not None else job.message
-    final = {"outputs": outputs or ()} if to in FINAL else {}
+    final = {"outputs": outputs or ()} if to in TERMINAL else {}
     moved = advanced(job, to, REPORTER, _reason(report, to), progress=progress, message=message, **final)
-    if moved is not None:
-        return moved
-    if to is job.status and (progress, message) != (job.progress, job.message):
-        return replace(job, progress=progress, message=message)
-    return None  # a late or repeated report
+    if moved is None and to is job.status and (progress, message) != (job.progress, job.message):
+        moved = replace(job, progress=progress, message=message)
+    if to is JobState.FINALIZING:
+        return _with_grant(moved or job) if _grant_due(moved or job) else moved
+    return moved  # None: a late or repeated report
+
+
+def _grant_due(job: Job) -> bool:
+    """Whether a FINALIZING report should get a new grant window: there is none yet, or it is about to end."""
+    if job.status not in (JobState.FINALIZING, JobState.CANCELLING):
+        return False
+    if job.upload_expires is None:
+        return True
+    return datetime.fromisoformat(job.upload_expires) - datetime.now(UTC) < RENEW_WITHIN
+
+
+def _with_grant(job: Job) -> Job:
+    expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=get_settings().upload_minutes)
+    return replace(job, upload_expires=iso_time(expiry))
 
 
 def _reason(report: StatusReport, to: JobState) -> str | None:
     if to is JobState.CANCELLED:
-        return report.message
+        return _bounded(report.message)
     if to is not JobState.FAILED:
         return None
     if report.exit_code is not None:
         said = report.message and not report.message.startswith("exit code")
-        return f"exit code {report.exit_code}" + (f": {report.message}" if said else "")
-    return report.message or "the simulator reported a failure"
+        return _bounded(f"exit code {report.exit_code}" + (f": {report.message}" if said else ""))
+    return _bounded(report.message) or "the simulator reported a failure"
 
 
-def _checked_outputs(job: Job, report: StatusReport) -> tuple[Output, ...]:
-    """The claimed outputs as found in storage. A COMPLETED report claiming one that is not there is refused
-    whole, so no job completes with a missing output; a FAILED one lists only what is there."""
+def _bounded(text: str | None) -> str | None:
+    """A reason on one line of at most REASON_LENGTH characters."""
+    if not text:
+        return text
+    line = " ".join(text.split())
+    return line if len(line) <= REASON_LENGTH else line[: REASON_LENGTH - 1] + "…"
+
+
+def _recorded_outputs(job: Job, report: StatusReport) -> tuple[Output, ...]:
+    """The claimed outputs, checked against the upload container and copied from it into the output container.
+
+    A COMPLETED report with any bad claim is refused whole, so no job completes with a missing or forged output;
+    a FAILED or CANCELLED one records only the good claims."""
     from core.catalog import get_catalog
 
-    claims = report.outputs or []
-    stored = _store().stored(job.job_id)
     case = get_catalog().get(job.case_id)
-    outputs, problems = [], []
-    for index, claim in enumerate(claims):
-        problem = _claim_problem(case, claim, stored)
-        if problem:
-            problems.append(FieldProblem(f"outputs[{index}].file", problem))
+    uploaded = _store().uploaded(job.job_id)
+    good: list[tuple[OutputClaim, OutputSpec, StoredBlob]] = []
+    problems: list[FieldProblem] = []
+    seen: set[str] = set()
+    for index, claim in enumerate(report.outputs or []):
+        spec, problem = _claim_problem(case, claim, uploaded, seen)
+        seen.add(claim.file)
+        if problem or spec is None:
+            problems.append(FieldProblem(f"outputs[{index}].file", problem or "is not valid"))
         else:
-            outputs.append(_output(case, claim, stored[claim.file]))
+            good.append((claim, spec, uploaded[claim.file]))
     if problems and parse_state(report.status) is JobState.COMPLETED:
-        raise InvalidBody("outputs were claimed that are not in storage or not declared by the case",
+        raise InvalidBody("outputs were claimed that are not in storage, not declared by the case, or forged",
                           errors=problems)
-    return tuple(outputs)
+    # A prefix of this report's own: a concurrent report's copies (of other bytes) cannot replace these.
+    prefix = f"r{secrets.token_hex(6)}"
+    _store().promote(job.job_id, {f"{prefix}/{claim.file}": blob for claim, _, blob in good})
+    return tuple(_output(claim, spec, blob, f"{prefix}/{claim.file}") for claim, spec, blob in good)
 
 
-def _claim_problem(case: Case, claim: OutputClaim, stored: dict[str, StoredBlob]) -> str | None:
+def _claim_problem(
+    case: Case, claim: OutputClaim, uploaded: dict[str, StoredBlob], seen: set[str]
+) -> tuple[OutputSpec | None, str | None]:
     spec = next((o for o in case.output_specs() if o.name == claim.name), None)
     if spec is None:
-        return f"{claim.name!r} is not an output of case {case.slug!r}"
+        return None, f"{claim.name!r} is not an output of case {case.slug!r}"
     if not fnmatchcase(claim.file, spec.glob):
-        return f"{claim.file!r} does not match output {claim.name!r} ({spec.glob})"
-    if claim.file not in stored:
-        return f"{claim.file!r} was not uploaded"
-    return None
+        return spec, f"{claim.file!r} does not match output {claim.name!r} ({spec.glob})"
+    if claim.file in seen:
+        return spec, f"{claim.file!r} is claimed more than once"
+    if claim.file not in uploaded:
+        return spec, f"{claim.file!r} was not uploaded"
+    if uploaded[claim.file].copied:
+        return spec, f"{claim.file!r} was copied from elsewhere in storage, not uploaded"
+    return spec, None
 
 
-def _output(case: Case, claim: OutputClaim, blob: StoredBlob) -> Output:
-    spec = next(o for o in case.output_specs() if o.name == claim.name)
+def _output(claim: OutputClaim, spec: OutputSpec, blob: StoredBlob, name: str) -> Output:
     return Output(
         output_id=output_id(claim.file), name=claim.name, file=claim.file, label=spec.label,
-        content_type=blob.content_type, size=blob.size,
+        content_type=spec.content_type, size=blob.size, md5=blob.md5, blob=name,
     )
 
 
@@ -150,8 +202,9 @@ def output_id(file: str) -> str:
     return file.replace("/", "~")
 
 
-def _upload_grant(job_id: str) -> dict[str, Any]:
-    grant = _store().upload_grant(job_id, minutes=get_settings().upload_minutes)
+def _upload_grant(job: Job) -> dict[str, Any]:
+    assert job.upload_expires is not None
+    grant = _store().upload_grant(job.job_id, datetime.fromisoformat(job.upload_expires))
     return {"url": grant.uri, "sas": grant.token, "expires_on": iso_time(grant.expires_on)}
 
 
@@ -159,4 +212,3 @@ def _store() -> JobOutputs:
     from core.storage.outputs import job_outputs
 
     return job_outputs()
-

@@ -35,8 +35,15 @@ class JobState(StrEnum):
         """Whether the job is submitted and not yet ended."""
         return self is not JobState.DRAFT and not self.terminal
 
+    @property
+    def reportable(self) -> bool:
+        """Whether a simulator may report this state (the ones before it are the gateway's own)."""
+        return self in REPORTABLE
+
 
 TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+REPORTABLE = frozenset({JobState.RUNNING, JobState.FINALIZING, JobState.COMPLETED, JobState.FAILED,
+                        JobState.CANCELLED})
 _ORDER = {state: rank for rank, state in enumerate(JobState)}
 # The seed's words for states, accepted case-insensitively from simulators.
 ALIASES = {"clean up": JobState.FINALIZING, "cleanup": JobState.FINALIZING, "done": JobState.COMPLETED}

@@ -98,7 +98,7 @@ def to_entity(job: Job) -> dict[str, Any]:
         "outputs": json.dumps([o.as_dict() for o in job.outputs]) if job.outputs else None,
         "scheduler_id": job.scheduler_id,
         "token_hash": job.token_hash, "dispatch_message": job.dispatch_message, "dispatch_error": job.dispatch_error,
-        "checked_at": job.checked_at,
+        "checked_at": job.checked_at, "upload_expires": job.upload_expires,
     }
     return {k: v for k, v in entity.items() if v is not None}
 
@@ -117,7 +117,7 @@ def from_entity(entity: Any) -> Job:
         outputs=tuple(Output(**o) for o in json.loads(entity.get("outputs", "[]"))),
         scheduler_id=entity.get("scheduler_id"), token_hash=entity.get("token_hash"),
         dispatch_message=entity.get("dispatch_message"), dispatch_error=entity.get("dispatch_error"),
-        checked_at=entity.get("checked_at"),
+        checked_at=entity.get("checked_at"), upload_expires=entity.get("upload_expires"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 

@@ -70,10 +70,10 @@ param sshKeys array = []
 @maxValue(60)
 param downloadMinutes int = 10
 
-@description('SIMGATE_UPLOAD_MINUTES: lifetime of a job\'s upload grant.')
+@description('SIMGATE_UPLOAD_MINUTES: lifetime of a job\'s upload grant (renewed while it finalizes).')
 @minValue(1)
 @maxValue(60)
-param uploadMinutes int = 60
+param uploadMinutes int = 15
 
 @description('SIMGATE_RECONCILE_SCHEDULE: NCRONTAB schedule of the lost-job reconciler (every five minutes).')
 param reconcileSchedule string = '0 */5 * * * *'

@@ -204,6 +204,28 @@ def test_admins_may_list_everyone_and_others_may_not(gateway: Gateway) -> None:
     assert gateway.call("GET", f"/job/{mine}", user="boss", admin=True).status == 200
 
 
+def test_admins_see_everyones_jobs_but_change_only_their_own(gateway: Gateway, azurite: AzuriteFixture) -> None:
+    draft = create(gateway, "alice").body["job_id"]
+    ended = create(gateway, "alice").body["job_id"]
+    set_status(azurite, gateway, ended, "RUNNING")
+    admin = {"user": "root", "admin": True}
+    assert gateway.call("GET", f"/job/{draft}", **admin).status == 200
+    assert gateway.call("GET", f"/job/{ended}/status", **admin).status == 200
+    assert gateway.call("GET", f"/job/{ended}/output", **admin).status == 200
+    refused = {
+        "edit": gateway.call("PATCH", f"/job/{draft}", {"job_title": "edited by admin"}, **admin),
+        "run": gateway.call("POST", f"/job/{draft}", **admin),
+        "copy": gateway.call("POST", f"/job/{draft}/copy", **admin),
+        "cancel": gateway.call("POST", f"/job/{ended}/cancel", **admin),
+        "delete": gateway.call("DELETE", f"/job/{draft}", **admin),
+    }
+    assert {what: reply.status for what, reply in refused.items()} == dict.fromkeys(refused, 404)
+    shown = gateway.call("GET", f"/job/{draft}", user="alice").body
+    assert (shown["job_title"], shown["status"]) == ("Test 1", "DRAFT")
+    assert gateway.call("GET", f"/job/{ended}/status", user="alice").body["status"] == "RUNNING"
+    set_status(azurite, gateway, ended, "FAILED")
+
+
 # --- delete --------------------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from core.job import Job, hash_token
-from core.jobs import change_job
+from core.jobs import change_job, read_job
 from core.states import JobState
 from tests.conftest import AzuriteFixture
 from tests.integration.conftest import Gateway, Reply
@@ -110,7 +110,7 @@ def test_reports_move_the_job_and_the_csv_downloads_through_its_sas_url(
     finalizing = report(gateway, job_id, token, "clean up")
     grant = finalizing.body["upload"]
     assert finalizing.body["status"] == "FINALIZING"
-    assert grant["url"].endswith(f"/job-{job_id}")
+    assert grant["url"].endswith(f"/upload-{job_id}")
     assert "sig=" in grant["sas"]
     assert put_blob(azurite, grant, "mixing_index.csv", CSV, "text/csv") == 201
     done = report(gateway, job_id, token, "DONE", outputs=[{"name": "mixing_index", "file": "mixing_index.csv"}])
@@ -122,7 +122,8 @@ def test_reports_move_the_job_and_the_csv_downloads_through_its_sas_url(
     [output] = listed.body
     assert (output["output_id"], output["name"], output["content_type"], output["size"]) == (
         "mixing_index.csv", "mixing_index", "text/csv", len(CSV))
-    assert output["uri"].endswith(f"/job-{job_id}/mixing_index.csv")
+    assert f"/job-{job_id}/" in output["uri"]
+    assert output["uri"].endswith("/mixing_index.csv")
     assert "?" not in output["uri"]
 
     signed = gateway.call("GET", f"/job/{job_id}/output/mixing_index.csv", user="martin")
@@ -133,7 +134,8 @@ def test_reports_move_the_job_and_the_csv_downloads_through_its_sas_url(
     assert grant["url"].startswith("https://")
     status, headers, body = https(azurite, "GET", grant["url"])
     assert status == 200, headers
-    assert headers["content-disposition"] == 'attachment; filename="mixing_index.csv"'
+    assert headers["content-disposition"] == (
+        "attachment; filename=\"mixing_index.csv\"; filename*=UTF-8''mixing_index.csv")
     assert headers["content-type"] == "text/csv"
     rows = list(csv.DictReader(io.StringIO(body.decode())))
     assert [r["mixing_index"] for r in rows] == ["0", "0.9"]
@@ -191,7 +193,8 @@ def test_an_expired_read_sas_is_refused(gateway: Gateway, azurite: AzuriteFixtur
 
     job_id, token = queued_job(gateway)
     finish(gateway, azurite, job_id, token)
-    grant = job_outputs().read_grant(job_id, "mixing_index.csv", minutes=0, filename="m.csv", content_type="text/csv")
+    blob = read_job(job_id).outputs[0].blob_name
+    grant = job_outputs().read_grant(job_id, blob, minutes=0, filename="m.csv", content_type="text/csv")
     time.sleep(1.5)
     assert https(azurite, "GET", grant.url)[0] == 403
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from core.config import _blob_service_url, _minutes
+from core.config import _blob_service_url, _minutes, get_settings
 from core.errors import Conflict, InvalidBody, Unauthenticated, Unavailable
-from core.job import Job, Output, hash_token
+from core.job import Job, Output, hash_token, iso_time
 from core.job_requests import StatusReport, parse_body
-from core.reports import _merged, _reason, _state, output_id
+from core.reports import RENEW_WITHIN, _bounded, _merged, _reason, _state, output_id
 from core.states import JobState
 from core.storage.azurite import AzuriteCredential
+from tests.infra import load_wrapper
 
 TOKEN = "t" * 43
 
@@ -52,10 +54,47 @@ def test_a_report_moves_the_job_forward_and_is_stamped() -> None:
     assert moved.history[-1].by == "simulator"
 
 
+def in_minutes(minutes: float) -> str:
+    return iso_time(datetime.now(UTC) + timedelta(minutes=minutes))
+
+
 def test_late_and_repeated_reports_change_nothing() -> None:
     assert merge(job(JobState.FINALIZING), "RUNNING") is None
     assert merge(job(JobState.RUNNING), "RUNNING") is None
-    assert merge(job(JobState.CANCELLING), "FINALIZING") is None
+    assert merge(job(JobState.CANCELLING, upload_expires=in_minutes(10)), "FINALIZING") is None
+    assert merge(job(JobState.FINALIZING, upload_expires=in_minutes(10)), "FINALIZING") is None
+
+
+def test_the_first_finalizing_report_opens_a_grant_window_of_the_set_length() -> None:
+    for current in (JobState.RUNNING, JobState.CANCELLING):
+        moved = merge(job(current), "FINALIZING")
+        assert moved is not None
+        assert moved.status is (JobState.FINALIZING if current is JobState.RUNNING else JobState.CANCELLING)
+        assert moved.upload_expires is not None
+        left = datetime.fromisoformat(moved.upload_expires) - datetime.now(UTC)
+        assert timedelta(minutes=get_settings().upload_minutes - 1) < left <= timedelta(
+            minutes=get_settings().upload_minutes)
+
+
+def test_a_grant_about_to_end_is_renewed_and_one_with_time_left_is_reused() -> None:
+    renewed = merge(job(JobState.FINALIZING, upload_expires=in_minutes(4)), "FINALIZING")
+    assert renewed is not None
+    assert renewed.upload_expires is not None
+    assert renewed.upload_expires > in_minutes(5)
+    assert renewed.history == ()  # no state change, only the window
+    assert merge(job(JobState.FINALIZING, upload_expires=in_minutes(RENEW_WITHIN.total_seconds() / 60 + 1)),
+                 "FINALIZING") is None
+
+
+def test_the_gateway_renews_before_the_wrapper_asks() -> None:
+    """The wrapper asks again with GRANT_MARGIN left; the gateway must then answer with a new grant, not the old."""
+    assert RENEW_WITHIN.total_seconds() > load_wrapper().GRANT_MARGIN
+
+
+def test_a_job_that_never_finalized_gets_no_grant_window() -> None:
+    for status in ("RUNNING", "FAILED"):
+        moved = merge(job(JobState.RUNNING), status)
+        assert moved is None or moved.upload_expires is None
 
 
 def test_progress_within_a_state_is_kept_without_a_history_entry() -> None:
@@ -128,3 +167,11 @@ def test_the_azurite_credential_serves_only_local_endpoints() -> None:
     AzuriteCredential.for_endpoint("https://127.0.0.1:10000/devstoreaccount1")
     with pytest.raises(Unavailable):
         AzuriteCredential.for_endpoint("https://acct.blob.core.windows.net")
+
+
+def test_a_reason_is_one_bounded_line() -> None:
+    assert _bounded("exit code 1:\n  blockMesh   failed") == "exit code 1: blockMesh failed"
+    long = _bounded("x" * 1000)
+    assert long is not None
+    assert len(long) == 300
+    assert long.endswith("…")
