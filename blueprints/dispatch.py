@@ -14,28 +14,35 @@ bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 
-def _parsed(msg: func.QueueMessage) -> tuple[str | None, str | None]:
-    """The message's job id and action (None: submit); (None, None) for a message that is neither."""
+def _parsed(msg: func.QueueMessage) -> tuple[str | None, str | None, str | None]:
+    """The message's job id, action (None: submit) and target (for "clean"); Nones for a message that is none."""
     try:
         body = json.loads(msg.get_body())
-        job_id, action = body["job_id"], body.get("action")
+        job_id, action, target = body["job_id"], body.get("action"), body.get("target")
     except (ValueError, KeyError, TypeError, AttributeError):
-        job_id, action = None, None
-    if not isinstance(job_id, str) or action not in (None, "cancel"):
-        log.error("dispatch message %s is not {\"job_id\": ..., \"action\"?: \"cancel\"}; dropped", msg.id)
-        return None, None
-    return job_id, action
+        job_id, action, target = None, None, None
+    if not isinstance(job_id, str) or action not in (None, "cancel", "clean") or (
+            action == "clean") != isinstance(target, str):
+        log.error("dispatch message %s is not {\"job_id\": ..., \"action\"?: \"cancel\" | \"clean\", "
+                  "\"target\"?: ...}; dropped", msg.id)
+        return None, None, None
+    return job_id, action, target
 
 
 @bp.function_name("dispatch_job")
 @bp.queue_trigger(arg_name="msg", queue_name=DISPATCH_QUEUE, connection="AzureWebJobsStorage")
 async def dispatch_job(msg: func.QueueMessage) -> None:
-    """Submit the job over SSH (or cancel it); a transient failure raises so the host retries, then poisons it."""
-    job_id, action = _parsed(msg)
+    """Submit the job over SSH (or cancel it, or remove a deleted job's folder); a transient failure raises so the
+    host retries, then poisons it."""
+    job_id, action, target = _parsed(msg)
     if job_id and action == "cancel":
         from core import cancel
 
         await cancel.stop(job_id)
+    elif job_id and action == "clean" and target:
+        from core import dispatch
+
+        await dispatch.clean(job_id, target)
     elif job_id:
         from core import dispatch  # asyncssh and the template engine load here, not in every cold start
 
@@ -47,7 +54,7 @@ async def dispatch_job(msg: func.QueueMessage) -> None:
 def dispatch_poisoned(msg: func.QueueMessage) -> None:
     """The dispatch of this job failed every retry: fail the job with the last error (a cancel is left to the
     reconciler)."""
-    job_id, action = _parsed(msg)
+    job_id, action, _ = _parsed(msg)
     if job_id and action is None:
         from core import dispatch
 

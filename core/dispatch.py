@@ -21,13 +21,15 @@ import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.catalog import get_catalog
 from core.config import APP_ROOT, get_settings
 from core.errors import CatalogError, DispatchRefused, GatewayError, Unavailable
-from core.job import Job, advanced, hash_token
+from core.job import Job, advanced, hash_token, split_job_id
 from core.jobs import change_job, read_job
 from core.render import render_case
 from core.schedulers import get_scheduler
@@ -54,6 +56,8 @@ SUBMIT_ONCE = (  # one line (a csh-family login shell refuses newlines inside qu
     'else tar -xf - && chmod -R go= . && id=$("$@") && printf "%s\\n" "$id" > .simgate-submitted '
     '&& printf "%s\\n" "$id"; fi'
 )
+# "$1" the job's folder: gone, with everything in it (the folder is made from the target's base and the job id).
+REMOVE_FOLDER = 'rm -rf -- "$1"'
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,20 @@ async def dispatch(job_id: str, message_id: str) -> None:
             from core.storage.queues import enqueue_dispatch
 
             await store(enqueue_dispatch, job_id, "cancel")
+
+
+async def clean(job_id: str, target_name: str) -> None:
+    """Remove a deleted job's folder from its target, best effort: what happened is logged, and a target that
+    cannot be reached raises (the host retries; the folder stays if it never can)."""
+    split_job_id(job_id)  # the folder's name: a job id, never a path
+    target = get_target(target_name)
+    folder = f"{target.base_dir.rstrip('/')}/{job_id}"
+    result = await pool().run(target, ["sh", "-c", REMOVE_FOLDER, "simgate-clean", folder])
+    if result.exit_status == 0:
+        log.info("job %s deleted: its folder %s on %s is removed", job_id, folder, target.name)
+    else:
+        log.warning("job %s deleted, but its folder %s on %s was not removed (exit %s): %s", job_id, folder,
+                    target.name, result.exit_status, result.stderr.strip()[-300:])
 
 
 def give_up(job_id: str) -> None:
@@ -197,12 +215,32 @@ def _job_file(plan: Plan, token: str) -> JobFile:
     body = {
         "job_id": plan.job.job_id,
         "token": token,
-        "callback_url": f"{get_settings().callback_url}/job/{plan.job.job_id}/status",
+        "callback_url": f"{callback_base(get_settings().callback_url)}/job/{plan.job.job_id}/status",
         "entry": case.entry,
         "outputs": [o.model_dump(include={"name", "glob", "content_type"}) for o in case.outputs],
         "ca_file": CA_FILE if get_settings().storage_ca else None,
     }
     return JobFile("simgate_job.json", json.dumps(body, indent=2).encode(), 0o600)
+
+
+def callback_base(url: str) -> str:
+    """The gateway's URL that simulators report to: https, or plain http only to this machine (the local stack),
+    since the job's token and its upload grant travel on it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if (parts.scheme == "https" and host) or (parts.scheme == "http" and _loopback(host)):
+        return url
+    raise DispatchRefused("the gateway's callback URL (SIMGATE_CALLBACK_URL) must be https, or http only to a "
+                          "loopback address")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @functools.cache

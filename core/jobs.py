@@ -211,7 +211,8 @@ def job_status(caller: Principal, job_id: str) -> dict[str, Any]:
 
 
 def delete_job(caller: Principal, job_id: str) -> None:
-    """Remove a job that is a DRAFT or has ended, with its outputs; an active job must be cancelled first (409)."""
+    """Remove a job that is a DRAFT or has ended, with its outputs and (by the dispatch queue's worker) its folder on
+    the target; an active job must be cancelled first (409)."""
 
     def attempt(_: int) -> Job:
         job = owned_job(caller, job_id)
@@ -220,8 +221,17 @@ def delete_job(caller: Principal, job_id: str) -> None:
         _table().delete(job)
         return job
 
-    if _retrying(attempt).status is not JobState.DRAFT:
-        _outputs().delete(job_id)  # after the record: a failure here leaves an orphan, never a job without outputs
+    job = _retrying(attempt)
+    if job.status is JobState.DRAFT:
+        return
+    _outputs().delete(job_id)  # after the record: a failure here leaves an orphan, never a job without outputs
+    if job.dispatch_message is not None or job.scheduler_id is not None:  # it reached its target: clean up there
+        from core.storage.queues import enqueue_dispatch
+
+        try:
+            enqueue_dispatch(job_id, action="clean", target=_case(job.case_id).target)
+        except (Unavailable, NotFound) as exc:
+            log.warning("job %s deleted; its folder on the target stays: %s", job_id, exc.detail)
 
 
 def read_job(job_id: str) -> Job:

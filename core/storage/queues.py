@@ -33,9 +33,10 @@ def dispatch_queue() -> QueueClient:
     return client
 
 
-def enqueue_dispatch(job_id: str, action: str | None = None) -> None:
-    """Ask the dispatch worker to submit a job (or, with `action="cancel"`, to stop it)."""
-    body = {"job_id": job_id} | ({"action": action} if action else {})
+def enqueue_dispatch(job_id: str, action: str | None = None, target: str | None = None) -> None:
+    """Ask the dispatch worker to submit a job (or, with `action="cancel"`, to stop it; with `action="clean"`, to
+    remove a deleted job's folder from `target`)."""
+    body = {"job_id": job_id} | ({"action": action} if action else {}) | ({"target": target} if target else {})
     try:
         dispatch_queue().send_message(json.dumps(body))
     except AzureError as exc:

@@ -186,3 +186,40 @@ def test_a_failing_submit_fails_the_job_at_once_with_its_stderr(
     assert "exit 1" in job["reason"]
     assert "partition" in job["reason"].lower()  # sbatch's own words, from its stderr
     assert slurm.jobs_named(job_id) == []
+
+
+@pytest.mark.ssh
+def test_a_plain_http_callback_off_this_machine_fails_the_job_before_any_token_leaves(
+    gateway: Gateway, sshd: Any, use_targets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.config import get_settings
+
+    use_targets({"local": sshd.target("local", scheduler="direct")})
+    monkeypatch.setenv("SIMGATE_CALLBACK_URL", "http://gateway.example.org")
+    get_settings.cache_clear()
+    try:
+        job = settle(gateway, run(gateway))
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert job["status"] == "FAILED"
+    assert "SIMGATE_CALLBACK_URL" in job["reason"]
+    assert not sshd.exists(f"{sshd.home}/simgate-jobs/{job['job_id']}")
+
+
+@pytest.mark.ssh
+def test_deleting_a_finished_job_removes_its_folder_on_the_target(
+    gateway: Gateway, sshd: Any, use_targets: Any
+) -> None:
+    use_targets({"local": sshd.target("local", scheduler="direct")})
+    job_id = run(gateway, mesh="coarse", blend_duration=2.0)
+    job_dir = f"{sshd.home}/simgate-jobs/{job_id}"
+    wait_for(lambda: gateway.call("GET", f"/job/{job_id}/status", user="runner").body["status"] == "COMPLETED",
+             "the job to complete", timeout=120)
+    other = run(gateway, mesh="coarse", blend_duration=2.0)  # a neighbour that must stay
+    assert sshd.exists(job_dir)
+    assert gateway.call("DELETE", f"/job/{job_id}", user="runner").status == 204
+    wait_for(lambda: not sshd.exists(job_dir), "the job's folder to be removed")
+    wait_for(lambda: gateway.call("GET", f"/job/{other}/status", user="runner").body["status"] == "COMPLETED",
+             "the neighbour to complete", timeout=120)
+    assert sshd.exists(f"{sshd.home}/simgate-jobs/{other}/mixing_index.csv")

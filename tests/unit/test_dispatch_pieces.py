@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.dispatch import SUBMIT_ONCE, JobFile, _archive
-from core.errors import CatalogError
+from core.dispatch import REMOVE_FOLDER, SUBMIT_ONCE, JobFile, _archive, callback_base
+from core.errors import CatalogError, DispatchRefused
 from core.job import Job, advanced
 from core.states import JobState, advances, parse_state
 from core.targets import parse_targets
@@ -103,3 +103,30 @@ def test_a_failing_submit_leaves_no_marker_and_can_be_retried(tmp_path: Path) ->
     assert b"no partition" in failed.stderr
     assert not (tmp_path / "j" / ".simgate-submitted").exists()
     assert run_submit_once(tmp_path / "j", files, ["echo", "7"]).stdout == b"7\n"
+
+
+@pytest.mark.parametrize("url", ["https://simgate.example.org", "https://simgate.example.org:8443/api",
+                                 "http://127.0.0.1:7071", "http://127.3.4.5", "http://localhost:7071",
+                                 "http://[::1]:7071"])
+def test_callbacks_are_https_or_to_this_machine(url: str) -> None:
+    assert callback_base(url) == url
+
+
+@pytest.mark.parametrize("url", ["http://simgate.example.org", "http://10.0.0.4:7071", "http://localhost.evil.org",
+                                 "ftp://simgate.example.org", "https://", "", "simgate.example.org"])
+def test_a_callback_that_would_carry_the_token_in_clear_is_refused(url: str) -> None:
+    with pytest.raises(DispatchRefused) as caught:
+        callback_base(url)
+    assert "SIMGATE_CALLBACK_URL" in caught.value.detail
+
+
+def test_remove_folder_removes_the_folder_and_only_it(tmp_path: Path) -> None:
+    folder = tmp_path / "jobs" / "0123456789abcdef-1234567890123-abcdef"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "out.csv").write_text("x")
+    (tmp_path / "jobs" / "other").mkdir()
+    done = subprocess.run(["sh", "-c", REMOVE_FOLDER, "simgate-clean", str(folder)], capture_output=True, check=False)
+    assert done.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == ["other"]
+    again = subprocess.run(["sh", "-c", REMOVE_FOLDER, "simgate-clean", str(folder)], capture_output=True, check=False)
+    assert again.returncode == 0  # already gone: nothing to do
