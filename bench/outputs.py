@@ -3,7 +3,8 @@
 Runs the real app in-process behind devhost (real HTTP) against a private Azurite (HTTPS, basic OAuth), counting
 storage requests at the Azure SDK's HTTP pipeline (`core.storage.observe_requests`). Targets (architecture §7,
 issue #5): one storage request per `GET /job/{id}/output/{oid}` (the delegation key is cached), at most two per
-status report (plus one listing at COMPLETED); the job wrapper (standard library only) uploads at least 0.7 times
+status report (plus, at COMPLETED, one listing of the upload container, one server-side copy per recorded output
+and the upload container's deletion); the job wrapper (standard library only) uploads at least 0.7 times
 as fast as azure-storage-blob's `upload_blob` to the same Azurite.
 
     .venv/bin/python -m bench.outputs [--downloads 50] [--mib 256] [--runs 3]
@@ -82,9 +83,10 @@ def count_reports_and_downloads(client: Client, azurite: AzuriteProcess, downloa
     with urllib.request.urlopen(put, context=_tls(azurite), timeout=60):
         pass
     _, completed = simulator.report("COMPLETED", outputs=[{"name": "mixing_index", "file": "mixing_index.csv"}])
-    print("storage requests per status report (target: at most 2, plus 1 listing at COMPLETED):")
+    print("storage requests per status report (target: at most 2; at COMPLETED plus 1 listing, 1 copy per output "
+          "and 1 deletion):")
     print(f"  RUNNING      {running}\n  FINALIZING   {finalizing} (with the upload grant; the worker's first grant: "
-          f"{first_grant}, fetching the delegation key it then reuses)\n  COMPLETED    {completed}")
+          f"{first_grant}, fetching the delegation key it then reuses)\n  COMPLETED    {completed} (one output)")
     path = f"/job/{simulator.job_id}/output/mixing_index.csv"
     client.call("GET", path, "bencher")  # the worker's first signature may fetch the delegation key
     counts, times = [], []
