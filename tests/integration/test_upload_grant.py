@@ -133,6 +133,21 @@ def test_the_grant_is_dead_once_the_job_has_ended(gateway: Gateway, azurite: Azu
         assert download(gateway, azurite, job_id, "simgate-stdout.log")[2] == b"log\n"
 
 
+def test_the_grant_dies_with_the_job_however_it_ends(gateway: Gateway, azurite: AzuriteFixture) -> None:
+    """Ended by the reconciler (lost) or by a confirmed cancel, not by a report: the upload container goes too."""
+    from core.cancel import cancelled
+    from core.job import advanced
+    from core.states import JobState
+
+    lost, _, lost_grant = finalizing(gateway)
+    change_job(lost, lambda j: advanced(j, JobState.FAILED, "reconciler", "lost by scheduler"))
+    stopped, _, stopped_grant = finalizing(gateway)
+    change_job(stopped, lambda j: advanced(j, JobState.CANCELLING, "martin"))
+    change_job(stopped, cancelled)
+    for grant in (lost_grant, stopped_grant):
+        assert put_blob(azurite, grant, "late.txt", b"late", "text/plain") >= 400
+
+
 # --- claims the gateway refuses --------------------------------------------------------------------------------
 
 
