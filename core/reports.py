@@ -94,15 +94,23 @@ def _merged(job: Job, report: StatusReport, to: JobState, token: str, outputs: t
     return None  # a late or repeated report
 
 
+REASON_MAX = 300  # characters of a reason: one line a user reads in a list; the whole report is the job's message
+
+
 def _reason(report: StatusReport, to: JobState) -> str | None:
+    """The history's reason for a final report: `exit code N: what went wrong` for a failure, on one bounded line."""
     if to is JobState.CANCELLED:
         return report.message
     if to is not JobState.FAILED:
         return None
+    message = " ".join((report.message or "").split())
     if report.exit_code is not None:
-        said = report.message and not report.message.startswith("exit code")
-        return f"exit code {report.exit_code}" + (f": {report.message}" if said else "")
-    return report.message or "the simulator reported a failure"
+        code = f"exit code {report.exit_code}"
+        # The wrapper starts its message with the code (`exit code 1: blockMesh: ...`): not said twice.
+        said = message == code or message.startswith((f"{code}:", f"{code};"))
+        message = message if said else f"{code}: {message}" if message else code
+    message = message or "the simulator reported a failure"
+    return message if len(message) <= REASON_MAX else message[: REASON_MAX - 1] + "…"
 
 
 def _checked_outputs(job: Job, report: StatusReport) -> tuple[Output, ...]:
