@@ -13,7 +13,8 @@ One file, standard library only, Python 3.8 or later (HPC nodes have python3 but
 4. uploads the files of every declared output (the job file and the wrapper never) and both logs: one Put Blob up to
    8 MiB, else Put Block (a few blocks in parallel, each with its Content-MD5) and Put Block List, streamed from disk
    over persistent connections;
-5. reports COMPLETED with the uploaded outputs, or FAILED with the exit code and what went wrong;
+5. reports COMPLETED with the uploaded outputs, or FAILED with the exit code and what went wrong (for a failed
+   entry, the last meaningful line of its stderr log: `failure_summary`);
 6. exits with the entry's exit code.
 
 The job file is read again before every report: a retried dispatch may have refreshed the token. Requests are
