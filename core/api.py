@@ -22,13 +22,15 @@ class _View(BaseModel):
 
 
 class CaseHeader(_View):
-    """A case as listed."""
+    """A case as listed; `available` is false when its simulator lacks what it needs, and `note` then says what."""
 
     id: int
     name: str
     title: str
     description: str
     thumbnail: str | None
+    available: bool
+    note: str | None
     links: dict[str, str]
 
 

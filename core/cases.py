@@ -19,6 +19,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 WALLTIME_PATTERN = r"^\d{1,3}:[0-5]\d:[0-5]\d$"
+# What a case may need of its simulator beyond the wrapper's python3 (`requires`), and what a target says it has
+# (`provides`, core/targets.py): names such as `openfoam`.
+REQUIREMENT_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
+Requirement = Annotated[str, Field(pattern=REQUIREMENT_PATTERN)]
+# How the catalog names a requirement to users; others are shown as written.
+REQUIREMENT_LABELS = {"openfoam": "OpenFOAM"}
+
+
+def requirement_label(name: str) -> str:
+    """A requirement as users read it: `openfoam` is "OpenFOAM"."""
+    return REQUIREMENT_LABELS.get(name, name)
 
 
 class _Strict(BaseModel):
@@ -228,6 +239,7 @@ class Case(_Strict):
     description: str = Field(min_length=1, max_length=4000)
     thumbnail: str | None = None
     target: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    requires: tuple[Requirement, ...] = ()  # software the target must provide (checked against its `provides`)
     entry: str
     scripts: list[Script] = Field(min_length=1)
     resources: Resources = Resources()
@@ -243,6 +255,7 @@ class Case(_Strict):
         if reserved:
             raise ValueError(f"output names {sorted(reserved)} are reserved for the job's logs")
         _ensure_unique("script path", [s.path for s in self.scripts])
+        _ensure_unique("requirement", list(self.requires))
         if self.entry not in {s.path for s in self.scripts}:
             raise ValueError(f"entry {self.entry!r} is not the path of one of the scripts")
         return self

@@ -2,21 +2,27 @@
 
 The catalog ships inside the deployment package, so it is read from disk on first use and kept for the life of the
 worker: the case routes cost no storage round trip. A broken case file is a deployment bug and fails loudly with
-the file and the field named.
+the file and the field named. Whether a case can run (its `requires` against its target's `provides`) is judged
+from the targets setting, which is also read once per worker: still no storage round trip.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from core.cases import Case, Group, Node, field_path
+from core.cases import Case, Group, Node, field_path, requirement_label
 from core.errors import CatalogError, NotFound
+from core.targets import Target, get_targets
+
+log = logging.getLogger(__name__)
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 CASE_FILE = "case.yaml"
@@ -92,23 +98,44 @@ def get_catalog() -> Catalog:
     return load_catalog(Path(os.environ.get("SIMGATE_CASES_DIR") or CASES_DIR))
 
 
-def case_header(case: Case) -> dict[str, Any]:
-    """The public summary of a case, as listed by `GET /case`."""
+def unavailable_note(case: Case, targets: Mapping[str, Target]) -> str | None:
+    """Why `case` cannot run on its target, in a user's words (naming what is missing, never the target); None
+    when nothing is known to be missing (the target provides it, declares nothing, or is not configured)."""
+    target = targets.get(case.target)
+    missing = target.lacks(case.requires) if target is not None else ()
+    if not missing:
+        return None
+    return f"This case needs {' and '.join(map(requirement_label, missing))}, which its simulator does not provide."
+
+
+def _targets() -> Mapping[str, Target]:
+    """The configured targets; none when the setting is broken (the catalog still answers: runs will say why)."""
+    try:
+        return get_targets()
+    except CatalogError as exc:
+        log.warning("case availability not judged: %s", exc.detail)
+        return {}
+
+
+def case_header(case: Case, note: str | None = None) -> dict[str, Any]:
+    """The public summary of a case, as listed by `GET /case`; `note` says why it cannot run (None: it can)."""
     return {
         "id": case.id,
         "name": case.slug,
         "title": case.title,
         "description": case.description,
         "thumbnail": case.thumbnail,
+        "available": note is None,
+        "note": note,
         "links": {"self": f"/case/{case.id}"},
     }
 
 
-def case_detail(case: Case) -> dict[str, Any]:
+def case_detail(case: Case, note: str | None = None) -> dict[str, Any]:
     """The whole public case: header, resources, outputs and the field tree; never scripts or targets."""
     outputs = [o.model_dump(include={"name", "label", "content_type", "description"}) for o in case.outputs]
     return {
-        **case_header(case),
+        **case_header(case, note),
         "resources": case.resources.model_dump(exclude_none=True),
         "outputs": outputs,
         "fields": [_public_node(node) for node in case.fields],
@@ -123,11 +150,12 @@ def _public_node(node: Node) -> dict[str, Any]:
 
 def list_cases(page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
     """One page of case headers (pages count from 1) and the total number of cases."""
-    cases = get_catalog().cases
+    cases, targets = get_catalog().cases, _targets()
     start = (page - 1) * per_page
-    return [case_header(c) for c in cases[start : start + per_page]], len(cases)
+    return [case_header(c, unavailable_note(c, targets)) for c in cases[start : start + per_page]], len(cases)
 
 
 def show_case(ref: int | str) -> dict[str, Any]:
     """The public detail of the case with this id or slug."""
-    return case_detail(get_catalog().get(ref))
+    case = get_catalog().get(ref)
+    return case_detail(case, unavailable_note(case, _targets()))

@@ -146,6 +146,7 @@ def run_job(caller: Principal, job_id: str) -> dict[str, Any]:
 
 
 def _submitted(job: Job, caller: Principal) -> Job | None:
+    from core.catalog import unavailable_note
     from core.targets import get_target
     from core.values import missing_required
 
@@ -157,9 +158,12 @@ def _submitted(job: Job, caller: Principal) -> Job | None:
         problems = [FieldProblem(name, "is required before the job can run") for name in missing]
         raise InvalidValues(f"set these fields first: {', '.join(missing)}", errors=problems)
     try:
-        get_target(case.target)
+        target = get_target(case.target)
     except NotFound:
         raise Unavailable(f"case {case.slug!r} runs on simulator {case.target!r}, which is not configured") from None
+    note = unavailable_note(case, {case.target: target})
+    if note:  # refused here, so no job is made to fail for it on the simulator
+        raise Conflict(note)
     return advanced(job, JobState.SUBMITTED, caller.name)
 
 

@@ -41,7 +41,7 @@ REPORTER = "simulator"
 # A grant with less than this left is renewed rather than given again. The wrapper asks again when less than
 # five minutes are left (simulator/wrapper.py GRANT_MARGIN), so its renewal always gets a fresh one.
 RENEW_WITHIN = timedelta(minutes=6)
-REASON_LENGTH = 300
+REASON_LENGTH = 300  # characters of a reason: one line a user reads in a list; the whole report is the message
 
 
 def report_status(job_id: str, authorization: str | None, body: Callable[[], Any]) -> dict[str, Any]:
@@ -127,14 +127,18 @@ def _with_grant(job: Job) -> Job:
 
 
 def _reason(report: StatusReport, to: JobState) -> str | None:
+    """The history's reason for a final report: `exit code N: what went wrong` for a failure, on one bounded line."""
     if to is JobState.CANCELLED:
         return _bounded(report.message)
     if to is not JobState.FAILED:
         return None
+    message = " ".join((report.message or "").split())
     if report.exit_code is not None:
-        said = report.message and not report.message.startswith("exit code")
-        return _bounded(f"exit code {report.exit_code}" + (f": {report.message}" if said else ""))
-    return _bounded(report.message) or "the simulator reported a failure"
+        code = f"exit code {report.exit_code}"
+        # The wrapper starts its message with the code (`exit code 1: blockMesh: ...`): not said twice.
+        said = message == code or message.startswith((f"{code}:", f"{code};"))
+        message = message if said else f"{code}: {message}" if message else code
+    return _bounded(message) or "the simulator reported a failure"
 
 
 def _bounded(text: str | None) -> str | None:

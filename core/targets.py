@@ -3,8 +3,9 @@
 `SIMGATE_TARGETS` holds a JSON object, name → target, or `@path` to a file holding one (relative paths are from the
 app root). A case names its target. Each target says how to reach it over SSH (host, port, user, the private key
 and the pinned host keys: never trust-on-first-use) and how to run jobs there (scheduler, base folder, the
-environment set-up lines, scheduler options). In Azure the private key comes from an app setting that is a Key
-Vault reference (`key_setting`); locally from a file made at set-up (`key_file`).
+environment set-up lines, scheduler options), and optionally what software it provides (`provides`, matched
+against the `requires` of the cases that run on it; left out, nothing is checked). In Azure the private key comes
+from an app setting that is a Key Vault reference (`key_setting`); locally from a file made at set-up (`key_file`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.cases import field_path
+from core.cases import Requirement, field_path
 from core.config import APP_ROOT
 from core.errors import CatalogError, NotFound
 
@@ -38,6 +39,9 @@ class Target(BaseModel):
     base_dir: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")  # absolute; job folders are made below it
     setup: tuple[str, ...] = ()  # shell lines run before the job (trusted: written by the operator)
     options: dict[str, str] = Field(default_factory=dict)
+    # What the target has beyond python3 (`openfoam`, ...). None: not declared, so cases' `requires` are not checked
+    # (operators' configs from before `provides` keep working); a list, even empty, is checked.
+    provides: tuple[Requirement, ...] | None = None
     python: str = Field(default="python3", pattern=r"^[A-Za-z0-9_./-]+$")
     connect_timeout: float = Field(default=15, gt=0, le=300)
     command_timeout: float = Field(default=60, gt=0, le=3600)
@@ -49,6 +53,12 @@ class Target(BaseModel):
         if ".." in self.base_dir.split("/"):
             raise ValueError("base_dir must not contain '..'")
         return self
+
+    def lacks(self, requires: tuple[str, ...]) -> tuple[str, ...]:
+        """What of `requires` this target is known not to provide (nothing when it does not declare `provides`)."""
+        if self.provides is None:
+            return ()
+        return tuple(r for r in requires if r not in self.provides)
 
     def private_key(self) -> str:
         """The private key's PEM text (from its file, or from the app setting that holds it)."""

@@ -7,11 +7,13 @@ set-up again is harmless and later secrets (a dev JWT signing key, SSH keys) are
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import ipaddress
 import json
 import logging
 import os
 import pwd
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,18 @@ TARGETS_FILE = Path(".local/targets.json")
 SIMULATOR_HOST = "127.0.0.1"
 SIMULATOR_PORT = 2022
 SIMULATOR_TARGETS = ("local", "cluster")
+# What identifies the embedded simulator in its targets: set-up's, rewritten at every set-up. Anything else in
+# those entries (set-up lines, options, ...) is the developer's and survives set-up.
+SIMULATOR_IDENTITY = ("host", "port", "user", "known_hosts", "key_file", "base_dir")
+# Where an installed OpenFOAM's etc/bashrc is looked for (after $WM_PROJECT_DIR's), in this order.
+OPENFOAM_PLACES = (
+    "/usr/share/openfoam/etc/bashrc",  # Debian's and Ubuntu's `openfoam` package (what `make test` installs)
+    "/usr/lib/openfoam/openfoam*/etc/bashrc",  # openfoam.com's packages
+    "/opt/openfoam*/etc/bashrc",  # openfoam.org's packages
+    "~/OpenFOAM/OpenFOAM-*/etc/bashrc",  # built from source
+)
+OPENFOAM = "openfoam"  # what the targets then provide (the cases' `requires`)
+GENERATED_MARK = "# devhost setup's own line: rewritten at each set-up"
 CLIENT_KEY_COMMENT = "simgate-gateway"
 
 
@@ -224,6 +238,55 @@ def simulator_target(root: Path) -> dict[str, object]:
     }
 
 
+def find_openfoam(places: Sequence[str] | None = None) -> Path | None:
+    """The etc/bashrc of an installed OpenFOAM: the one already loaded ($WM_PROJECT_DIR), else the first of
+    `places` (globs, OPENFOAM_PLACES by default; of several matches the newest-named) that exists; or None."""
+    found = [Path(os.environ["WM_PROJECT_DIR"]) / "etc/bashrc"] if os.environ.get("WM_PROJECT_DIR") else []
+    for place in OPENFOAM_PLACES if places is None else places:
+        found += sorted((Path(p) for p in glob.glob(os.path.expanduser(place))), reverse=True)
+    # Absolute but not resolved: the bashrc finds its project folder from the path it is loaded by.
+    return next((path.absolute() for path in found if path.is_file()), None)
+
+
+def openfoam_setup_line(bashrc: Path) -> str:
+    """The set-up line that loads OpenFOAM into a job's batch script, marked as set-up's own.
+
+    The batch script is POSIX sh with `set -eu` (README, "Running jobs"): the bashrc reads unset variables and
+    finds its own folder through BASH_SOURCE, which only bash sets, so `-u` is off while it runs and BASH_SOURCE
+    is named. Its complaints about helper scripts Debian does not ship are harmless and kept out of the job's log.
+    """
+    rc = shlex.quote(str(bashrc))
+    return f"set +u; BASH_SOURCE={rc}; . {rc} >/dev/null 2>&1; unset BASH_SOURCE; set -u  {GENERATED_MARK}"
+
+
+def embedded_target(root: Path, existing: object, openfoam: Path | None) -> dict[str, object]:
+    """What the generated target `existing` (as read from the file) becomes at this set-up.
+
+    The keys that identify the simulator are set-up's and rewritten; so are the set-up line that ends with
+    GENERATED_MARK and `openfoam` in `provides`, which come and go with the OpenFOAM set-up finds, unless you
+    provide `openfoam` yourself (without set-up's line): then both are yours. Everything else (your own set-up
+    lines, options, provides, any other key) is kept as you left it.
+    """
+    entry = existing if isinstance(existing, dict) else {}
+    target = {**simulator_target(root), **{k: v for k, v in entry.items() if k not in SIMULATOR_IDENTITY}}
+    setup, provides = entry.get("setup", []), entry.get("provides", [])
+    if not (_strings(setup) and _strings(provides)):
+        return target  # not set-up's to mend: the gateway names the bad field when it reads the file
+    yours = [line for line in setup if not line.rstrip().endswith(GENERATED_MARK)]
+    ours_before = len(yours) < len(setup)
+    if OPENFOAM in provides and not ours_before:
+        return {**target, "setup": setup, "provides": provides}  # an OpenFOAM of your own: set-up keeps out of it
+    if openfoam is None:
+        return {**target, "setup": yours, "provides": [p for p in provides if p != OPENFOAM]}
+    # First: your lines may build on OpenFOAM's environment.
+    return {**target, "setup": [openfoam_setup_line(openfoam), *yours],
+            "provides": provides if OPENFOAM in provides else [*provides, OPENFOAM]}
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
 def _read_targets(root: Path) -> dict[str, object]:
     try:
         data = json.loads((root / TARGETS_FILE).read_text())
@@ -232,24 +295,27 @@ def _read_targets(root: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
+def _wanted_targets(root: Path, openfoam: Path | None) -> dict[str, object]:
+    """The targets file as this set-up leaves it: other targets as they are, ours brought up to date."""
+    targets = _read_targets(root)
+    return {**targets, **{name: embedded_target(root, targets.get(name), openfoam) for name in SIMULATOR_TARGETS}}
+
+
 def _write_targets(root: Path) -> None:
-    # Other targets a developer added to the file are kept; ours are rewritten whole.
-    target = simulator_target(root)
-    targets = {**_read_targets(root), **{name: target for name in SIMULATOR_TARGETS}}
+    openfoam = find_openfoam()
+    targets = _wanted_targets(root, openfoam)
+    if openfoam is None:
+        log.warning("set-up: OpenFOAM not found (%s): the cases that need it show as unavailable; install it "
+                    "(`make test` as root does) and start again", ", ".join(OPENFOAM_PLACES))
+    else:
+        log.info("set-up: the simulator targets load OpenFOAM from %s", openfoam)
     (root / TARGETS_FILE).write_text(json.dumps(targets, indent=2) + "\n")
 
 
 def _targets_are_current(root: Path) -> bool:
-    # Keyed on what identifies the simulator (its host key, the user, where it listens): anything else in the
-    # entries is the developer's to change.
-    wanted = simulator_target(root)
-    identity = ("host", "port", "user", "known_hosts")
-    targets = _read_targets(root)
-    for name in SIMULATOR_TARGETS:
-        entry = targets.get(name)
-        if not isinstance(entry, dict) or any(entry.get(k) != wanted[k] for k in identity):
-            return False
-    return True
+    # Rewritten only when something set-up owns has changed (the simulator's host key, the user, where it listens,
+    # an OpenFOAM installed or removed): what a developer changed in the entries is theirs and stays either way.
+    return (root / TARGETS_FILE).is_file() and _read_targets(root) == _wanted_targets(root, find_openfoam())
 
 
 # The embedded simulator's keys, sandbox and the targets that reach it (in this order: each needs the one before).

@@ -13,7 +13,8 @@ One file, standard library only, Python 3.8 or later (HPC nodes have python3 but
 4. uploads the files of every declared output (the job file and the wrapper never) and both logs: one Put Blob up to
    8 MiB, else Put Block (a few blocks in parallel, each with its Content-MD5) and Put Block List, streamed from disk
    over persistent connections;
-5. reports COMPLETED with the uploaded outputs, or FAILED with the exit code and what went wrong;
+5. reports COMPLETED with the uploaded outputs, or FAILED with the exit code and what went wrong (for a failed
+   entry, the last meaningful line of its stderr log: `failure_summary`);
 6. exits with the entry's exit code.
 
 The job file is read again before every report: a retried dispatch may have refreshed the token. Requests are
@@ -112,9 +113,15 @@ def _remember_sas(sas: str) -> None:
             remember_secret(value)
 
 
+# Terminal escape sequences (colours, cursor moves, titles), and what else a report message must not carry: C0 and
+# C1 controls, line and paragraph separators, bidi overrides (the gateway refuses them in text).
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+
+
 def _clean(text: str, limit: int = 300) -> str:
     """A short, single-line, printable version of `text` for a report message."""
-    text = redact(re.sub(r"[\x00-\x1f\x7f]+", " ", text)).strip()
+    text = " ".join(redact(_UNPRINTABLE.sub(" ", _ESCAPES.sub("", text))).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -623,17 +630,92 @@ def upload_all(
     return results
 
 
+# ---------------------------------------------------------------------------------------------------- why it failed
+
+
+SUMMARY_MAX = 240  # characters of the entry's last words in a FAILED report (the gateway's reason keeps ~300)
+STDERR_TAIL = 64 << 10  # bytes read from the end of the stderr log to find them
+_FOAM_FATAL = re.compile(r"-->\s*FOAM FATAL (?:IO )?ERROR")
+_FOAM_BLOCK_END = re.compile(r"(?:From |in file |FOAM exiting|FOAM aborting)")
+# Which OpenFOAM program failed: its log banner's `Exec : name`, or a `log.<name>` (OpenFOAM's naming of logs).
+_FOAM_PROGRAM = re.compile(r"^Exec\s*:\s*([A-Za-z][\w.-]*)|\blog\.([A-Za-z][\w-]*)")
+_FOAM_BANNER = re.compile(r"[|\\]|/\*|\*/")  # the boxed banner OpenFOAM puts at the top of its output
+
+
+def failure_summary(path: str = STDERR_LOG, limit: int = SUMMARY_MAX) -> str | None:
+    """What the entry's stderr log says went wrong, on one short, clean line; None when it says nothing.
+
+    OpenFOAM's `--> FOAM FATAL ERROR` block (the last one), named after the program that wrote it, if there is one;
+    else the last line that says something: not blank, not only decoration (rules, banners, "FOAM exiting").
+    """
+    lines = _tail_lines(path)
+    text = _foam_fatal(lines)
+    if text is None:
+        text = next((line.strip() for line in reversed(lines) if _meaningful(line)), None)
+    return _clean(text, limit) if text else None
+
+
+def _tail_lines(path: str, size: int = STDERR_TAIL) -> list:
+    """The lines of the last `size` bytes of the file (a first, cut line dropped), escape sequences removed."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            start = max(0, handle.tell() - size)
+            handle.seek(start)
+            data = handle.read(size)
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()  # \r too: what a progress bar overwrote is a line of its own
+    return [_ESCAPES.sub("", line) for line in (lines[1:] if start else lines)]
+
+
+def _meaningful(line: str) -> bool:
+    text = line.strip()
+    if not re.search(r"[^\W_]", text) or _FOAM_BANNER.match(text):
+        return False
+    return not re.match(r"FOAM (?:exiting|aborting)", text)
+
+
+def _foam_fatal(lines: list) -> str | None:
+    """`program: message` of the last FOAM FATAL ERROR block in `lines`, or None when there is none."""
+    starts = [i for i, line in enumerate(lines) if _FOAM_FATAL.search(line)]
+    if not starts:
+        return None
+    body = []
+    for line in lines[starts[-1] + 1 :]:
+        text = line.strip()
+        if _FOAM_BLOCK_END.match(text):
+            break
+        if text:
+            body.append(text)
+    message = " ".join(body) or "FOAM FATAL ERROR"
+    program = _foam_program(lines[max(0, starts[-1] - 40) : starts[-1]])
+    return f"{program}: {message}" if program else f"FOAM FATAL ERROR: {message}"
+
+
+def _foam_program(before: list) -> str | None:
+    """The program named nearest above an OpenFOAM error block, by its banner's `Exec :` or a `log.<program>`."""
+    for line in reversed(before):
+        found = _FOAM_PROGRAM.findall(line.strip())
+        if found:
+            return next(name for name in found[-1] if name)
+    return None
+
+
 # ---------------------------------------------------------------------------------------------------- reports
 
 
-def end_report(exit_code: int, results: list, problem: str | None = None, notes: tuple = ()) -> dict:
+def end_report(
+    exit_code: int, results: list, problem: str | None = None, notes: tuple = (), why: str | None = None
+) -> dict:
     """The final report: COMPLETED when the entry exited 0 and every upload worked (and nothing else went wrong),
-    else FAILED with the exit code and the first thing that went wrong. Lists what did upload either way."""
+    else FAILED with the exit code and the first thing that went wrong. Lists what did upload either way. `why` is
+    what the entry said went wrong (`failure_summary`), given after a non-zero exit code."""
     outputs = [{"name": r.name, "file": r.file} for r in results if r.error is None]
     failed = [r for r in results if r.error is not None]
     problems = []
     if exit_code != 0:
-        problems.append(f"exit code {exit_code}")
+        problems.append(f"exit code {exit_code}" + (f": {why}" if why else ""))
     if problem:
         problems.append(problem)
     if failed:
@@ -849,7 +931,8 @@ def finish(reporter: Reporter, code: int) -> None:
         for note in selection.notes:
             log(note)
         results, problem = upload_all(selection, grant, ".", ca_file, reporter.retry), None
-    body = end_report(code, results, problem, tuple(selection.notes))
+    why = failure_summary() if code != 0 else None
+    body = end_report(code, results, problem, tuple(selection.notes), why)
     if reporter.report(body) is None and body["status"] == "COMPLETED" and _refused(reporter.last_status):
         reporter.report(
             {

@@ -209,7 +209,7 @@ def test_a_running_job_is_cancelled_and_a_failed_one_says_why(page: Any, ui: Gat
     page.goto(f"/ui/job/{crashing}")
     page.locator(".job-meta .badge", has_text="Failed").wait_for(timeout=60_000)
     reason = ui.call("GET", f"/job/{crashing}", user=USER).body["reason"]
-    assert reason == "exit code 3"
+    assert reason == "exit code 3: model crashed"
     assert page.locator(".callout.failed").inner_text().endswith(reason)
     log = page.locator("pre.log")  # the error log is shown, and can be downloaded
     log.wait_for()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import azure.functions as func
 import pytest
 
+from core.targets import get_targets
 from tests.functions.conftest import Call, body_of
 
 BASE = "http://127.0.0.1:7071/case"
@@ -41,7 +44,7 @@ def test_list_defaults_and_headers_carry_no_internals(call: Call) -> None:
     cases = body_of(call("list_cases", BASE))
     assert {c["name"] for c in cases} == {"cavity", "smoothie", "dam-break"}
     for header in cases:
-        assert set(header) == {"id", "name", "title", "description", "thumbnail", "links"}
+        assert set(header) == {"id", "name", "title", "description", "thumbnail", "available", "note", "links"}
         assert header["links"]["self"] == f"/case/{header['id']}"
 
 
@@ -113,6 +116,54 @@ def test_a_malformed_case_id_is_a_400_naming_it(call: Call, ref: str) -> None:
     resp = call("show_case", f"{BASE}/x", route_params={"case_id": ref})
     assert resp.status_code == 400
     assert body_of(resp)["errors"][0]["name"] == "case_id"
+
+
+TARGET = {"host": "hpc.example.org", "user": "sim", "key_file": "k", "known_hosts": "hpc.example.org ssh-ed25519 A",
+          "base_dir": "/scratch/sim"}
+
+
+@pytest.fixture
+def targets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Set the worker's SIMGATE_TARGETS to this text for the test."""
+
+    def use(text: str) -> None:
+        monkeypatch.setenv("SIMGATE_TARGETS", text)
+        get_targets.cache_clear()
+
+    yield use
+    get_targets.cache_clear()
+
+
+def availability(call: Call) -> dict[str, tuple[bool, str | None]]:
+    """Each case's (available, note), as listed and as shown (which must agree)."""
+    listed = {c["name"]: (c["available"], c["note"]) for c in body_of(call("list_cases", BASE))}
+    for name, seen in listed.items():
+        shown = body_of(call("show_case", f"{BASE}/{name}", route_params={"case_id": name}))
+        assert (shown["available"], shown["note"]) == seen
+    return listed
+
+
+def test_openfoam_cases_are_unavailable_where_the_target_lacks_openfoam(call: Call, targets: Any) -> None:
+    targets(json.dumps({"cluster": {**TARGET, "provides": []}, "local": {**TARGET, "provides": []}}))
+    seen = availability(call)
+    assert seen["smoothie"] == (True, None)
+    for name in ("cavity", "dam-break"):
+        available, note = seen[name]
+        assert available is False
+        assert note == "This case needs OpenFOAM, which its simulator does not provide."
+
+
+@pytest.mark.parametrize("cluster", [{**TARGET, "provides": ["openfoam"]}, TARGET])
+def test_every_case_is_available_where_the_target_provides_openfoam_or_declares_nothing(
+    call: Call, targets: Any, cluster: dict[str, Any]
+) -> None:
+    targets(json.dumps({"cluster": cluster, "local": {**TARGET, "provides": []}}))
+    assert set(availability(call).values()) == {(True, None)}
+
+
+def test_a_broken_targets_setting_leaves_the_catalog_answering(call: Call, targets: Any) -> None:
+    targets('{"cluster": {"host": ""}}')
+    assert set(availability(call).values()) == {(True, None)}
 
 
 def _leaves(nodes: list[dict[str, Any]]) -> Any:

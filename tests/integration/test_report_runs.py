@@ -2,7 +2,7 @@
 
 A smoothie job runs on devhost's embedded simulator and on OpenSSH's sshd with a one-node Slurm, reaches
 COMPLETED on its own, and its CSV downloads through the SAS URL with a plain HTTP client. A job whose model exits 3
-ends FAILED with `exit code 3`, its logs still downloadable.
+ends FAILED with `exit code 3: model crashed` (what it said on stderr), its logs still downloadable.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_a_model_that_exits_3_fails_the_job_with_its_logs(
     job_id = run(gateway, mesh="coarse")
     job = finished(gateway, job_id)
     assert job["status"] == "FAILED", job
-    assert job["reason"] == "exit code 3"
+    assert job["reason"] == "exit code 3: model crashed"
     assert "RUNNING" in job["seen"] or "RUNNING" in [h["status"] for h in job["history"]]
     outputs = {o["output_id"] for o in gateway.call("GET", f"/job/{job_id}/output", user="runner").body}
     assert outputs == {"simgate-stdout.log", "simgate-stderr.log"}

@@ -399,7 +399,7 @@ def test_an_entry_that_exits_3_fails_the_job_with_its_logs(
     assert gateway.reports[-1].body == {
         "status": "FAILED",
         "exit_code": 3,
-        "message": "exit code 3",
+        "message": "exit code 3: model crashed",  # what the entry said last on stderr
         "outputs": [{"name": "stdout", "file": "simgate-stdout.log"}, {"name": "stderr", "file": "simgate-stderr.log"}],
     }
     assert blob_text(container, "simgate-stderr.log") == "model crashed\n"

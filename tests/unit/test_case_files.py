@@ -95,6 +95,12 @@ def test_the_shipped_cases_load_with_their_ids_slugs_and_targets(catalog: Catalo
     assert found == [(1, "cavity", "cluster"), (2, "smoothie", "local"), (3, "dam-break", "cluster")]
 
 
+def test_the_openfoam_cases_say_they_need_it(catalog: Catalog) -> None:
+    # The smoothie needs only python3, which every target has (the wrapper runs on it).
+    assert {c.slug: c.requires for c in catalog.cases} == {
+        "cavity": ("openfoam",), "smoothie": (), "dam-break": ("openfoam",)}
+
+
 @pytest.mark.parametrize("slug", ["cavity", "smoothie", "dam-break"])
 def test_every_field_is_documented_and_bounded(catalog: Catalog, slug: str) -> None:
     for field in catalog.get(slug).leaves():

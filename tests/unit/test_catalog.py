@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,9 @@ import pytest
 import yaml
 
 from core.cases import on_step_grid
-from core.catalog import case_detail, case_header, load_catalog
+from core.catalog import case_detail, case_header, load_catalog, unavailable_note
 from core.errors import CatalogError, NotFound
+from core.targets import Target, parse_targets
 
 GOOD: dict[str, Any] = {
     "id": 7,
@@ -89,6 +91,9 @@ def test_a_good_case_loads_with_its_field_tree(tmp_path: Path) -> None:
         ({"entry": "start.sh"}, "entry 'start.sh'"),
         ({"id": 0}, "id"),
         ({"fields__0__fields__0__min": float("nan")}, "finite"),
+        ({"requires": ["OpenFOAM 11"]}, "requires[0]"),
+        ({"requires": ["openfoam", "openfoam"]}, "requirements must be unique"),
+        ({"requires": "openfoam"}, "requires"),
     ],
 )
 def test_a_broken_case_file_names_the_file_and_the_field(tmp_path: Path, changes: dict[str, Any], named: str) -> None:
@@ -154,3 +159,55 @@ def test_public_views_never_expose_scripts_targets_or_globs(tmp_path: Path) -> N
 )
 def test_step_grid_is_judged_in_decimal(value: float, origin: float, step: float, expected: bool) -> None:
     assert on_step_grid(value, origin, step) is expected
+
+
+# --- what a case needs and what its target provides ------------------------------------------------------------
+
+
+def target(**extra: Any) -> Target:
+    spec = {"host": "hpc.example.org", "user": "sim", "key_file": "k", "known_hosts": "hpc.example.org ssh-ed25519 A",
+            "base_dir": "/scratch/sim", **extra}
+    return parse_targets(json.dumps({"local": spec}))["local"]
+
+
+def needing(tmp_path: Path, *requires: str) -> Any:
+    write_case(tmp_path, {**GOOD, "requires": list(requires)})
+    return load_catalog(tmp_path).get(7)
+
+
+def test_a_case_declares_what_it_requires(tmp_path: Path) -> None:
+    assert needing(tmp_path, "openfoam", "gnuplot").requires == ("openfoam", "gnuplot")
+    write_case(tmp_path / "plain", GOOD)
+    assert load_catalog(tmp_path / "plain").get(7).requires == ()
+
+
+def test_a_target_lacking_a_requirement_makes_the_case_unavailable_naming_what_is_missing(tmp_path: Path) -> None:
+    case = needing(tmp_path, "openfoam", "gnuplot")
+    note = unavailable_note(case, {"local": target(provides=["gnuplot"])})
+    assert note == "This case needs OpenFOAM, which its simulator does not provide."
+    both = unavailable_note(case, {"local": target(provides=[])})
+    assert both == "This case needs OpenFOAM and gnuplot, which its simulator does not provide."
+    view = case_detail(case, note)
+    assert (view["available"], view["note"]) == (False, note)
+    assert "local" not in note  # the note never names the target (the public views keep targets private)
+
+
+@pytest.mark.parametrize("targets", [
+    {"local": target(provides=["openfoam", "gnuplot"])},
+    {"local": target()},  # `provides` not declared: not checked, as before it existed
+    {},  # no such target: the run says so (503), the catalog does not guess
+])
+def test_a_case_is_available_unless_its_target_is_known_to_lack_something(tmp_path: Path,
+                                                                          targets: dict[str, Target]) -> None:
+    case = needing(tmp_path, "openfoam", "gnuplot")
+    assert unavailable_note(case, targets) is None
+    assert case_header(case, None)["available"] is True
+
+
+def test_provides_is_none_unless_declared_and_checked_when_declared() -> None:
+    assert target().provides is None
+    assert target().lacks(("openfoam",)) == ()
+    assert target(provides=[]).lacks(("openfoam",)) == ("openfoam",)
+    assert target(provides=["openfoam"]).lacks(("openfoam",)) == ()
+    with pytest.raises(CatalogError, match=r"provides\[0\]"):
+        target(provides=["Open FOAM"])

@@ -126,12 +126,28 @@ def test_a_final_report_replaces_the_outputs() -> None:
 @pytest.mark.parametrize(("body", "reason"), [
     ({"status": "FAILED", "exit_code": 3, "message": "exit code 3"}, "exit code 3"),
     ({"status": "FAILED", "exit_code": 3, "message": "upload failed: a.csv"}, "exit code 3: upload failed: a.csv"),
+    # What the wrapper says of a failed entry is the reason, not lost behind the bare code.
+    ({"status": "FAILED", "exit_code": 1, "message": "exit code 1: blockMesh: Could not find mandatory etc entry"},
+     "exit code 1: blockMesh: Could not find mandatory etc entry"),
+    ({"status": "FAILED", "exit_code": 137, "message": "exit code 137; no upload grant"},
+     "exit code 137; no upload grant"),
+    ({"status": "FAILED", "exit_code": 1, "message": "exit code 143: killed"}, "exit code 1: exit code 143: killed"),
+    ({"status": "FAILED", "exit_code": 2, "message": "line one\n\tline two\r\n"}, "exit code 2: line one line two"),
     ({"status": "FAILED", "message": "out of disk"}, "out of disk"),
     ({"status": "FAILED"}, "the simulator reported a failure"),
     ({"status": "RUNNING", "exit_code": 3}, None),
 ])
 def test_failed_always_carries_a_reason(body: dict[str, Any], reason: str | None) -> None:
     assert _reason(parse_body(StatusReport, body), _state(body["status"])) == reason
+
+
+def test_a_reason_is_bounded() -> None:
+    report = parse_body(StatusReport, {"status": "FAILED", "exit_code": 1, "message": "exit code 1: " + "x" * 1900})
+    reason = _reason(report, JobState.FAILED)
+    assert reason is not None
+    assert len(reason) == 300
+    assert reason.startswith("exit code 1: xxx")
+    assert reason.endswith("…")
 
 
 def test_output_ids_are_path_safe() -> None:

@@ -314,6 +314,105 @@ def test_a_message_never_carries_a_secret_and_stays_short() -> None:
     parse_body(StatusReport, report)
 
 
+# ------------------------------------------------------------------------------------------- why it failed
+
+# The cavity's run.sh on a target that did not load OpenFOAM (what `make run` did before set-up found it).
+CAVITY_WITHOUT_ENV = """\
+run.sh: warning: WM_PROJECT_DIR is unset; if OpenFOAM fails to find its etc files, source its etc/bashrc
+run.sh: blockMesh failed with exit code 1; the end of log.blockMesh:
+--> FOAM FATAL ERROR :
+    Could not find mandatory etc entry (mode=ugo)
+    'controlDict'
+
+"""
+# The same with OpenFOAM loaded and a broken controlDict: the banner, a FATAL IO ERROR, its trace and the end.
+CAVITY_IO_ERROR = """\
+run.sh: blockMesh failed with exit code 1; the end of log.blockMesh:
+/*---------------------------------------------------------------------------*\\
+| =========                 |                                                 |
+| \\\\      /  F ield         | OpenFOAM: The Open Source CFD Toolbox           |
+\\*---------------------------------------------------------------------------*/
+Build  : OPENFOAM=1912 patch=200626
+Exec   : blockMesh
+Case   : /tmp/of2
+// * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * //
+Create time
+
+
+
+--> FOAM FATAL IO ERROR: (openfoam-2306)
+Entry 'deltaT' not found in dictionary "/tmp/of2/system/controlDict"
+
+
+file: /tmp/of2/system/controlDict from line 13 to line 64.
+
+    From function bool Foam::dictionary::readEntry(const Foam::word&, T&, Foam::keyType::option, bool) const
+    in file /build/openfoam-1912/src/OpenFOAM/lnInclude/dictionaryTemplates.C at line 334.
+
+FOAM exiting
+
+"""
+
+
+def summary_of(tmp_path: Path, text: str | bytes) -> str | None:
+    log = tmp_path / w.STDERR_LOG
+    log.write_bytes(text.encode() if isinstance(text, str) else text)
+    return w.failure_summary(str(log))
+
+
+def test_an_openfoam_error_is_told_by_its_fatal_block_and_program(tmp_path: Path) -> None:
+    said = summary_of(tmp_path, CAVITY_WITHOUT_ENV)
+    assert said == "blockMesh: Could not find mandatory etc entry (mode=ugo) 'controlDict'"
+    assert summary_of(tmp_path, CAVITY_IO_ERROR) == (
+        "blockMesh: Entry 'deltaT' not found in dictionary \"/tmp/of2/system/controlDict\" "
+        "file: /tmp/of2/system/controlDict from line 13 to line 64."
+    )
+    bare = "--> FOAM FATAL ERROR:\ncannot find file \"0/U\"\n\n    From function x\n\nFOAM aborting\n"
+    assert summary_of(tmp_path, bare) == 'FOAM FATAL ERROR: cannot find file "0/U"'
+
+
+@pytest.mark.parametrize(("log", "said"), [
+    ("Traceback (most recent call last):\n  File \"model.py\", line 3\nValueError: blade_speed is not a number\n",
+     "ValueError: blade_speed is not a number"),
+    ("run.sh: icoFoam diverged\n\n   \n--------------\n*** ***\n// * * //\n", "run.sh: icoFoam diverged"),
+    ("solving 10%\rsolving 50%\rerror: out of disk space\n", "error: out of disk space"),
+    ("\x1b[1;31merror:\x1b[0m \x1b]0;title\x07bad\u202e mesh \x9d!\tnow\n", "error: bad mesh ! now"),
+    ("model crashed", "model crashed"),
+])
+def test_otherwise_the_last_line_that_says_something(tmp_path: Path, log: str, said: str) -> None:
+    assert summary_of(tmp_path, log) == said
+
+
+@pytest.mark.parametrize("log", ["", "\n\n", "=====\n", b"\xff\xfe\n"])
+def test_a_log_that_says_nothing_gives_no_summary(tmp_path: Path, log: str | bytes) -> None:
+    assert summary_of(tmp_path, log) is None
+    assert w.failure_summary(str(tmp_path / "missing.log")) is None
+
+
+def test_the_summary_is_one_bounded_line_without_secrets(tmp_path: Path) -> None:
+    w.remember_secret("sig=s3cr3t-sas-signature-0123456789")
+    said = summary_of(tmp_path, "upload to https://x/c?sv=1&sig=s3cr3t-sas-signature-0123456789 failed: " + "é" * 900)
+    assert said is not None
+    assert "s3cr3t" not in said
+    assert len(said) <= w.SUMMARY_MAX
+    assert said.isprintable()
+
+
+def test_only_the_end_of_a_huge_log_is_read(tmp_path: Path) -> None:
+    # 20 MB of output, and a first line cut in the middle of a multi-byte character, do not matter.
+    log = ("ü" * 40 + "\n") * 250_000 + "error: the last words\n"
+    assert summary_of(tmp_path, log) == "error: the last words"
+
+
+def test_a_failed_report_carries_what_the_entry_said(tmp_path: Path) -> None:
+    why = summary_of(tmp_path, CAVITY_WITHOUT_ENV)
+    report = w.end_report(1, [result("simgate-stderr.log", name="stderr")], None, (), why)
+    assert report["message"] == "exit code 1: blockMesh: Could not find mandatory etc entry (mode=ugo) 'controlDict'"
+    parse_body(StatusReport, report)
+    assert w.end_report(0, [result("a.csv")], None, (), "ignored")["status"] == "COMPLETED"
+    assert w.end_report(3, [], None, (), None)["message"] == "exit code 3"
+
+
 # ------------------------------------------------------------------------------------------- small helpers
 
 

@@ -2,6 +2,7 @@
 
 import { api } from "../api.js";
 import { fill, h } from "../dom.js";
+import { unavailableNote } from "./cases.js";
 import { draftEditor } from "./draft.js";
 
 export async function casePage({ main, params, signal }) {
@@ -11,6 +12,7 @@ export async function casePage({ main, params, signal }) {
       h("span", { "aria-current": "page" }, kase.title)),
     h("h1", {}, kase.title),
     h("p", { class: "lead" }, kase.description),
+    kase.available === false ? unavailableNote(kase, { class: "unavailable-note callout" }) : null,
     caseFacts(kase),
     h("h2", {}, "New job"),
     draftEditor(kase, null),

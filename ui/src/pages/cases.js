@@ -19,12 +19,20 @@ export async function casesPage({ main, query, signal }) {
 }
 
 function card(kase) {
-  return h("li", { class: "card" },
+  const unavailable = kase.available === false;
+  return h("li", { class: unavailable ? "card unavailable" : "card" },
     thumbnail(kase),
     h("div", { class: "card-body" },
       h("h2", {}, h("a", { href: `/ui/case/${kase.id}`, class: "stretched" }, kase.title)),
+      unavailable ? unavailableNote(kase) : null,
       h("p", { class: "clip" }, kase.description || ""),
       h("p", { class: "meta" }, `Case ${kase.id} · ${kase.name}`)));
+}
+
+/** Why a case cannot run where it is configured to, as the API says it (its `note`). */
+export function unavailableNote(kase, attrs = {}) {
+  return h("p", { class: "unavailable-note", ...attrs }, h("strong", {}, "Cannot run: "),
+    kase.note || "its simulator lacks what it needs.");
 }
 
 // The case's picture if it has one, else a pattern drawn from its name (decorative: the title says it all).

@@ -2,7 +2,7 @@
 
 import { api, ApiError, SignInNeeded } from "../api.js";
 import { currentUser, signIn } from "../auth.js";
-import { announce, h } from "../dom.js";
+import { announce, h, uid } from "../dom.js";
 import { jobForm } from "../form.js";
 import { navigate } from "../router.js";
 
@@ -16,10 +16,15 @@ export function draftEditor(kase, job) {
       h("button", { type: "button", class: "primary", onclick: () => signIn() }, "Sign in")] });
     return form.element;
   }
+  // A case whose simulator lacks what it needs can be edited and saved, not run: the API would refuse (409).
+  const blocked = kase.available === false;
+  const why = blocked ? h("p", { class: "run-note", id: uid("run-note") },
+    `Run is not possible: ${kase.note || "the case's simulator lacks what it needs."}`) : null;
   const save = h("button", { type: "button", class: "secondary", onclick: () => act(false) }, "Save");
-  const run = h("button", { type: "button", class: "primary", onclick: () => act(true) }, "Run");
+  const run = h("button", { type: "button", class: "primary", onclick: () => act(true), disabled: blocked,
+    "aria-describedby": why?.id, title: blocked ? kase.note : null }, "Run");
   const extra = job ? deleteButton(job) : null;
-  const form = jobForm(kase, job || {}, { actions: [save, run, extra, status] });
+  const form = jobForm(kase, job || {}, { actions: [save, run, extra, status, why] });
 
   async function act(andRun) {
     for (const b of [save, run]) b.disabled = true;
@@ -49,7 +54,8 @@ export function draftEditor(kase, job) {
       else if (error instanceof ApiError) form.setProblems(error.problems, error.message);
       else form.setProblems([], String(error.message || error));
     } finally {
-      for (const b of [save, run]) b.disabled = false;
+      save.disabled = false;
+      run.disabled = blocked;
     }
   }
   return form.element;
