@@ -67,8 +67,7 @@ API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def api_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The headers of an API answer: `API_HEADERS` (which `headers` may override, e.g. a cacheable document),
-    then `headers`, every value made header-safe."""
+    """`API_HEADERS` and the route's own `headers` (which win: a public document may be cached), made header-safe."""
     merged = {**API_HEADERS, **(headers or {})}
     return {name: header_value(value) for name, value in merged.items()}
 
