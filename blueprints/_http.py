@@ -1,6 +1,11 @@
-"""HTTP plumbing shared by every blueprint: JSON and problem+json answers, query parsing, error mapping.
+"""HTTP plumbing shared by every blueprint: JSON and problem+json answers, query parsing, error mapping, links.
 
-This module is the one place that chooses HTTP status codes for the project's errors.
+This module is the one place that chooses HTTP status codes for the project's errors, and the one that sets the
+headers every API answer carries: `X-Content-Type-Options: nosniff`, and `Cache-Control: no-store` unless the
+route says otherwise (answers hold a user's jobs, grants and SAS URLs, which no cache may keep). Header values are
+made safe here too (`header_value`): printable ASCII only, whatever text they were built from. Links the app
+builds (`Link`, `Location`) start from `SIMGATE_PUBLIC_URL`, or are relative without it; never from the request's
+`Host`, which the client chooses.
 """
 
 from __future__ import annotations
@@ -8,12 +13,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode
 
 import azure.functions as func
 
+from core.config import get_settings
 from core.errors import (
     ConcurrencyConflict,
     Conflict,
@@ -57,10 +63,29 @@ def status_of(error: GatewayError) -> int:
     return 500
 
 
+API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def api_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`API_HEADERS` and the route's own `headers` (which win: a public document may be cached), made header-safe."""
+    merged = {**API_HEADERS, **(headers or {})}
+    return {name: header_value(value) for name, value in merged.items()}
+
+
+def header_value(text: str) -> str:
+    """`text` as printable ASCII: any other character (non-Latin-1 text, CR, LF, controls) percent-encoded as UTF-8.
+
+    A header value that is not Latin-1 cannot be sent at all (the host drops the answer), and CR/LF would split it.
+    URLs stay valid URLs; prose stays readable.
+    """
+    return "".join(c if " " <= c <= "~" else quote(c, safe="") for c in text)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    """A JSON answer."""
+    """A JSON answer, with the API's headers (`api_headers`)."""
     return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False), status_code=status, headers=headers, mimetype="application/json"
+        json.dumps(body, ensure_ascii=False), status_code=status, headers=api_headers(headers),
+        mimetype="application/json",
     )
 
 
@@ -81,7 +106,8 @@ def problem(
     if errors:
         body["errors"] = [e.as_dict() for e in errors]
     return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False), status_code=status, headers=headers, mimetype="application/problem+json"
+        json.dumps(body, ensure_ascii=False), status_code=status, headers=api_headers(headers),
+        mimetype="application/problem+json",
     )
 
 
@@ -114,14 +140,17 @@ def _retry_after(status: int) -> dict[str, str] | None:
     return {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
 
 
+CHALLENGE = 'Bearer realm="simgate"'
+# A fixed text: the problem's detail may quote the refused token (PyJWT's messages), and a header must carry
+# nothing the caller wrote. The body says why.
+INVALID_TOKEN = f'{CHALLENGE}, error="invalid_token", error_description="the bearer token was refused"'
+
+
 def _challenge(req: func.HttpRequest, exc: GatewayError) -> dict[str, str] | None:
     """RFC 6750's `WWW-Authenticate` for a 401: an error code only when a token was sent."""
     if not isinstance(exc, Unauthenticated):
         return None
-    if not req.headers.get("Authorization"):
-        return {"WWW-Authenticate": 'Bearer realm="simgate"'}
-    detail = exc.detail.replace('"', "'")
-    return {"WWW-Authenticate": f'Bearer realm="simgate", error="invalid_token", error_description="{detail}"'}
+    return {"WWW-Authenticate": INVALID_TOKEN if req.headers.get("Authorization") else CHALLENGE}
 
 
 MAX_BODY_BYTES = 64 * 1024
@@ -173,14 +202,20 @@ def query_opt_int(req: func.HttpRequest, name: str, low: int, high: int) -> int 
     return value
 
 
-def page_links(req: func.HttpRequest, page: int, per_page: int, total: int) -> str:
-    """An RFC 8288 `Link` header with first, prev, next and last pages of a page-numbered list."""
+def app_url(path: str, query: Mapping[str, str | int] | None = None) -> str:
+    """The URL of `path` (with `query`) on this app: under `SIMGATE_PUBLIC_URL`, or relative when it is unset
+    (RFC 8288 and RFC 9110 resolve a relative `Link` or `Location` against the request's own URL)."""
+    return get_settings().public_url + path + (f"?{urlencode(query)}" if query else "")
+
+
+def link_header(path: str, rels: Mapping[str, Mapping[str, str | int]]) -> str:
+    """An RFC 8288 `Link` header: for each relation, `path` with that relation's query."""
+    return ", ".join(f'<{app_url(path, query)}>; rel="{rel}"' for rel, query in rels.items())
+
+
+def page_links(path: str, page: int, per_page: int, total: int) -> str:
+    """The `Link` header with first, prev, next and last pages of the page-numbered list at `path`."""
     last = max(1, -(-total // per_page))
     prev = min(page - 1, last) if page > 1 else None
-    rels = {"first": 1, "prev": prev, "next": page + 1 if page < last else None, "last": last}
-    return ", ".join(f'<{_with_page(req.url, n, per_page)}>; rel="{rel}"' for rel, n in rels.items() if n)
-
-
-def _with_page(url: str, page: int, per_page: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(query=urlencode({"page": page, "per_page": per_page})))
+    pages = {"first": 1, "prev": prev, "next": page + 1 if page < last else None, "last": last}
+    return link_header(path, {rel: {"page": n, "per_page": per_page} for rel, n in pages.items() if n})

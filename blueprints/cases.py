@@ -24,7 +24,7 @@ def list_cases(req: func.HttpRequest) -> func.HttpResponse:
     from core import catalog  # its pydantic models build on first use, not in every cold start's import
 
     headers, total = catalog.list_cases(page, per_page)
-    links = page_links(req, page, per_page, total)
+    links = page_links("/case", page, per_page, total)
     return json_response(headers, headers={"Link": links, "X-Total-Count": str(total)})
 
 

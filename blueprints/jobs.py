@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit, urlunsplit
-
 import azure.functions as func
 
-from blueprints._http import answers_problems, json_body, json_response, query_int, query_opt_int, query_text
+from blueprints._http import (
+    answers_problems,
+    app_url,
+    json_body,
+    json_response,
+    link_header,
+    query_int,
+    query_opt_int,
+    query_text,
+)
 from core import jobs
 from core.auth import Principal, authenticate
 
@@ -29,7 +36,7 @@ def _job_id(req: func.HttpRequest) -> str:
 def create_job(req: func.HttpRequest) -> func.HttpResponse:
     """Make a DRAFT job of a case: 201 with the job and its `Location`."""
     job = jobs.create_job(_caller(req), json_body(req))
-    return json_response(job, 201, {"Location": f"/job/{job['job_id']}"})
+    return json_response(job, 201, {"Location": app_url(f"/job/{job['job_id']}")})
 
 
 @bp.function_name("list_jobs")
@@ -50,9 +57,9 @@ def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _next_link(req: func.HttpRequest, cursor: str) -> str:
-    parts = urlsplit(req.url)
+    """The next page: this request's own query with the new cursor (the path is the route's, not the request's)."""
     query = {k: v for k, v in req.params.items() if k != "cursor"} | {"cursor": cursor}
-    return f'<{urlunsplit(parts._replace(query=urlencode(query)))}>; rel="next"'
+    return link_header("/job", {"next": query})
 
 
 @bp.function_name("show_job")
@@ -69,7 +76,7 @@ def show_job(req: func.HttpRequest) -> func.HttpResponse:
 def run_job(req: func.HttpRequest) -> func.HttpResponse:
     """Run a DRAFT job: 202 with its status; 409 if it ran already; 422 naming required fields still unset."""
     status = jobs.run_job(_caller(req), _job_id(req))
-    return json_response(status, 202, {"Location": f"/job/{status['job_id']}/status"})
+    return json_response(status, 202, {"Location": app_url(f"/job/{status['job_id']}/status")})
 
 
 @bp.function_name("update_job")
@@ -105,7 +112,7 @@ def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
     from core import cancel
 
     status = cancel.cancel_job(_caller(req), _job_id(req))
-    return json_response(status, 202, {"Location": f"/job/{status['job_id']}/status"})
+    return json_response(status, 202, {"Location": app_url(f"/job/{status['job_id']}/status")})
 
 
 @bp.function_name("copy_job")
@@ -115,4 +122,4 @@ def copy_job(req: func.HttpRequest) -> func.HttpResponse:
     """Rerun: a new DRAFT with the same case and values, titled "<title> (copy)" unless `job_title` is sent."""
     body = json_body(req) if req.get_body() else {}
     job = jobs.copy_job(_caller(req), _job_id(req), body)
-    return json_response(job, 201, {"Location": f"/job/{job['job_id']}"})
+    return json_response(job, 201, {"Location": app_url(f"/job/{job['job_id']}")})

@@ -8,6 +8,8 @@ from typing import Any
 
 import azure.functions as func
 
+from blueprints._http import api_headers
+
 bp = func.Blueprint()
 
 
@@ -15,7 +17,9 @@ bp = func.Blueprint()
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI 3.1 document of every route."""
-    return func.HttpResponse(_document(), mimetype="application/json", headers={"Cache-Control": "max-age=300"})
+    # Public and the same for everyone: cacheable, unlike the API's answers; nosniff all the same.
+    return func.HttpResponse(_document(), mimetype="application/json",
+                             headers=api_headers({"Cache-Control": "max-age=300"}))
 
 
 @functools.cache

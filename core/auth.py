@@ -4,6 +4,12 @@ The token is a JWT signed by the identity provider (Entra ID in Azure; a develop
 It is checked for signature (a key from the provider's JWKS, fetched once and cached), issuer, audience, expiry
 and not-before with a small leeway. Both environments take the same path; there is no mode that trusts a header.
 Admins carry the admin role in the `roles` claim.
+
+A user route takes only a token that acts for a user: it must name one (a non-empty `oid` or `sub`), and an
+application's own token (Entra's client-credentials tokens: `idtyp: "app"`, and no `scp`) is refused. With
+`AUTH_REQUIRED_SCOPE` set, the delegated scopes in `scp` must include it (`*`: any scope, i.e. `scp` is present).
+Nothing the token says reaches an error message: the key id, issuer or subject of a refused token are
+unauthenticated input (F4 of the security review).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ def authenticate(authorization: str | None) -> Principal:
         raise Unauthenticated("the token has expired") from None
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"the token is not valid: {exc}") from None
+    _check_acts_for_a_user(claims, settings.auth_required_scope)
     return _principal(claims, settings.auth_admin_role)
 
 
@@ -62,8 +69,35 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+ANY_SCOPE = "*"
+
+
+def _check_acts_for_a_user(claims: dict[str, Any], required_scope: str) -> None:
+    """Refuse a token that names no user, or that an application holds for itself rather than for a user."""
+    if not _user_id(claims):
+        raise Unauthenticated("the token names no user: its sub is empty and it has no oid")
+    if claims.get("idtyp") == "app":
+        raise Unauthenticated("the token is an application's own (idtyp app), not a user's")
+    if not required_scope:
+        return
+    scopes = claims.get("scp")
+    if not isinstance(scopes, str) or not scopes.split():
+        raise Unauthenticated("the token carries no delegated scope (scp): it does not act for a user")
+    if required_scope != ANY_SCOPE and required_scope not in scopes.split():
+        raise Unauthenticated(f"the token lacks the scope {required_scope!r} in scp")
+
+
+def _user_id(claims: dict[str, Any]) -> str:
+    """Entra's stable `oid` when the token has one, else `sub`; empty when neither names anybody."""
+    oid = claims.get("oid")
+    if isinstance(oid, str) and oid.strip():
+        return oid
+    sub = claims.get("sub")
+    return sub if isinstance(sub, str) and sub.strip() else ""
+
+
 def _principal(claims: dict[str, Any], admin_role: str) -> Principal:
-    user_id = str(claims.get("oid") or claims["sub"])
+    user_id = _user_id(claims)
     name = str(claims.get("preferred_username") or claims.get("name") or user_id)
     roles = claims.get("roles") or []
     return Principal(user_id=user_id, name=name, is_admin=isinstance(roles, list) and admin_role in roles)
@@ -99,7 +133,8 @@ class _KeyCache:
             self._keys, self._source, self._fetched = _fetch(source), source, time.monotonic()
         matches = [k for k in self._keys if kid is None or k.key_id == kid]
         if len(matches) != 1:
-            raise jwt.InvalidKeyError(f"no signing key {kid!r} in the provider's key set")
+            # Not the kid itself: it is the caller's text, and this message reaches the answer.
+            raise jwt.InvalidKeyError("no signing key in the provider's key set has the token's key id")
         return matches[0].key
 
     def _stale_for(self, kid: str | None) -> bool:

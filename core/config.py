@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 DISPATCH_QUEUE = "dispatch"  # its poison queue is "dispatch-poison", as the Functions host names it
@@ -27,6 +28,8 @@ class Settings:
     auth_jwks: str
     auth_admin_role: str
     auth_leeway_seconds: int
+    auth_required_scope: str  # a delegated scope user tokens must carry in `scp`; "*" any; "" none (see core.auth)
+    public_url: str  # the app's own public base URL, for the links it builds; "" makes them relative
     callback_url: str
     outputs_url: str  # the blob service holding each job's outputs container
     storage_credential: str  # "managed-identity" (Azure) or "azurite" (local: tokens Azurite's basic OAuth takes)
@@ -56,6 +59,8 @@ def get_settings() -> Settings:
         auth_jwks=_path_or_url(env("AUTH_JWKS", "")),
         auth_admin_role=env("AUTH_ADMIN_ROLE", "simgate.admin"),
         auth_leeway_seconds=int(env("AUTH_LEEWAY_SECONDS", "30")),
+        auth_required_scope=env("AUTH_REQUIRED_SCOPE", "").strip(),
+        public_url=_public_url(env("SIMGATE_PUBLIC_URL", "")),
         callback_url=env("SIMGATE_CALLBACK_URL", "").rstrip("/"),
         outputs_url=_blob_service_url(env),
         storage_credential=env("SIMGATE_STORAGE_CREDENTIAL", "managed-identity"),
@@ -63,6 +68,15 @@ def get_settings() -> Settings:
         upload_minutes=_minutes(env("SIMGATE_UPLOAD_MINUTES", "15")),
         lost_after_minutes=max(int(env("SIMGATE_LOST_AFTER_MINUTES", "15")), 0),
     )
+
+
+def _public_url(text: str) -> str:
+    """The app's public base URL without a trailing slash; "" when unset. Never taken from a request's Host."""
+    url = text.strip().rstrip("/")
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment):
+        raise ValueError(f"SIMGATE_PUBLIC_URL must be an http(s) base URL without query, not {text!r}")
+    return url
 
 
 MAX_GRANT_MINUTES = 60  # no SAS lives longer than an hour

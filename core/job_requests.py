@@ -8,10 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from core.cases import field_path
 from core.errors import FieldProblem, InvalidBody
+from core.values import INVISIBLE, UNPRINTABLE
 
-NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+# One-line text refuses every control and invisible format character (core.values); multi-line text keeps tab,
+# LF and CR. The simulator's report message keeps the older rule: the job wrapper strips C0 controls only.
+NO_CONTROL = rf"^[^{UNPRINTABLE}]*$"
+MULTILINE = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f{INVISIBLE}]*$"
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL)]
-Text = Annotated[str, StringConstraints(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+Text = Annotated[str, StringConstraints(max_length=4000, pattern=MULTILINE)]
+ReportText = Annotated[str, StringConstraints(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 
 
 class _Body(BaseModel):
@@ -65,7 +70,7 @@ class StatusReport(_Body):
     """`PATCH /job/{id}/status` from the simulator. `status` is matched case-insensitively, aliases allowed."""
 
     status: str = Field(min_length=1, max_length=40)
-    message: Text | None = Field(default=None, max_length=2000)
+    message: ReportText | None = Field(default=None, max_length=2000)
     progress: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     exit_code: int | None = Field(default=None, ge=-255, le=1_000_000)
     outputs: list[OutputClaim] | None = Field(default=None, max_length=MAX_OUTPUTS)

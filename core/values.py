@@ -16,7 +16,14 @@ from core.cases import BoolField, Case, ChoiceField, FloatField, IntField, LeafF
 from core.errors import FieldProblem, InvalidValues
 
 Value = float | int | bool | str
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Text a person reads (titles, descriptions, string values) holds none of these: DEL and the C1 controls (U+0085
+# is a line break to some readers), and the invisible format characters that reorder or hide text: the bidi
+# embeddings, overrides and isolates and the Arabic letter mark ("Trojan Source" spoofing of titles in lists and
+# labels in logs), zero-width spaces and joiners, the line and paragraph separators, and the BOM. Written as
+# regex escapes that Python's re, pydantic's Rust regex and JSON Schema (ECMAScript) all read the same way.
+INVISIBLE = r"\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff"
+UNPRINTABLE = r"\x00-\x1f" + INVISIBLE  # and the C0 controls: what a one-line text refuses
+_CONTROL = re.compile(f"[{UNPRINTABLE}]")
 
 
 def check_values(case: Case, items: list[dict[str, Any]]) -> dict[str, Value]:
@@ -81,7 +88,7 @@ def _check_string(field: StringField, value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
     if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+        raise ValueError("must not contain control characters or invisible format characters (bidi, zero-width)")
     if not field.accepts(value):
         pattern = f" matching {field.pattern!r}" if field.pattern else ""
         raise ValueError(f"must be {field.min_length} to {field.max_length} characters{pattern}")

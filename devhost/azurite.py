@@ -3,12 +3,18 @@
 Both run HTTPS with `--oauth basic`, so the user-delegation SAS path runs locally. Azurite 3.37.0 accepts storage
 API versions up to 2026-06-06 while the SDKs send a newer one, so every Blob/Queue client must pin
 `api_version=API_VERSION` (see `client_kwargs`); azure-data-tables needs no pin.
+
+Azurite's access and debug logs write every request URL whole, SAS signatures (`sig=`) included, and cannot be
+told to redact them. So both are off (`--silent`, no `--debug`) unless `DEVHOST_AZURITE_LOG=1` asks for them, and
+every log file Azurite writes is made owner-only (0600) before it starts. What the log file holds without them is
+Azurite's start-up banner and its errors.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -32,6 +38,7 @@ HOST = "127.0.0.1"
 DEFAULT_PORTS = (10000, 10001, 10002)
 AZURITE_BIN = Path("node_modules/.bin/azurite")
 START_TIMEOUT = 30.0
+LOG_SETTING = "DEVHOST_AZURITE_LOG"  # "1": keep Azurite's access log and debug log (they hold SAS signatures)
 
 
 class AzuriteError(RuntimeError):
@@ -161,10 +168,13 @@ def ensure_azurite(root: Path) -> AzuriteProcess | None:
         _warn_if_partial(DEFAULT_PORTS)
         log.info("Azurite already listening on %s:%d; using it", HOST, DEFAULT_PORTS[0])
         return None
-    ports = Ports(*DEFAULT_PORTS)
-    local = root / ".local"
-    args = ["--location", str(root / AZURITE_DIR), "--debug", str(local / "azurite-debug.log")]
-    return start_azurite(azurite_bin(root), ports, root / CERT_FILE, root / KEY_FILE, args, local / "azurite.log")
+    return start_project_azurite(root, Ports(*DEFAULT_PORTS), azurite_bin(root))
+
+
+def start_project_azurite(root: Path, ports: Ports, bin_path: Path) -> AzuriteProcess:
+    """Start the project's Azurite: data in `.local/azurite/`, its log in `.local/azurite.log`."""
+    args = ["--location", str(root / AZURITE_DIR)]
+    return start_azurite(bin_path, ports, root / CERT_FILE, root / KEY_FILE, args, root / ".local" / "azurite.log")
 
 
 def _warn_if_partial(ports: Sequence[int]) -> None:
@@ -187,18 +197,36 @@ def start_private_azurite(root: Path, workdir: Path | None = None) -> AzuritePro
     return start_azurite(bin_path, ports, cert, key, ["--inMemoryPersistence"], workdir / "azurite.log")
 
 
+def access_log_wanted() -> bool:
+    """Whether `DEVHOST_AZURITE_LOG` asks for Azurite's access and debug logs."""
+    return os.environ.get(LOG_SETTING, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def debug_log_path(log_path: Path) -> Path:
+    """Where the debug log goes when asked for: beside the log, `<name>-debug.log`."""
+    return log_path.with_name(f"{log_path.stem}-debug{log_path.suffix}")
+
+
 def start_azurite(bin_path: Path, ports: Ports, cert: Path, key: Path, extra: Sequence[str],
-                  log_path: Path) -> AzuriteProcess:
-    """Start Azurite with HTTPS and basic OAuth on `ports` and wait until all three accept connections."""
+                  log_path: Path, *, access_log: bool | None = None) -> AzuriteProcess:
+    """Start Azurite with HTTPS and basic OAuth on `ports` and wait until all three accept connections.
+
+    Its output goes to `log_path` (0600). `access_log` (default: `access_log_wanted()`) keeps its request log
+    there and a debug log beside it; both hold SAS signatures, so they are off otherwise.
+    """
+    logs = access_log_wanted() if access_log is None else access_log
+    debug = debug_log_path(log_path)
     cmd = [str(bin_path), "--disableTelemetry", "--oauth", "basic", "--cert", str(cert), "--key", str(key),
            "--blobHost", HOST, "--queueHost", HOST, "--tableHost", HOST,
            "--blobPort", str(ports.blob), "--queuePort", str(ports.queue), "--tablePort", str(ports.table),
-           *extra]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as out:
+           *(["--debug", str(debug)] if logs else ["--silent"]), *extra]
+    out = _private_logs(log_path, debug, logs)
+    try:
         # Its own session: a Ctrl-C in the terminal reaches us, and we stop Azurite in order.
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
+    finally:
+        os.close(out)
     handle = AzuriteProcess(proc, ports, cert, log_path)
     atexit.register(handle.stop)
     try:
@@ -208,6 +236,27 @@ def start_azurite(bin_path: Path, ports: Ports, cert: Path, key: Path, extra: Se
         raise
     log.info("Azurite (pid %d) listening on %s ports %s", proc.pid, HOST, ports.all())
     return handle
+
+
+def _private_logs(log_path: Path, debug: Path, logs: bool) -> int:
+    """The log's descriptor, the log and the debug log made owner-only.
+
+    Without the logs, the log starts empty and an old debug log goes: either may hold the signatures of an
+    earlier run that logged (devhost used to keep both always).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if logs:
+        os.close(_private_file(debug, truncate=False))
+    else:
+        debug.unlink(missing_ok=True)
+    return _private_file(log_path, truncate=not logs)
+
+
+def _private_file(path: Path, *, truncate: bool) -> int:
+    """A descriptor for appending to `path` (emptied first if `truncate`), which only its owner may read (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0), 0o600)
+    os.fchmod(fd, 0o600)  # the mode os.open gives applies to new files only
+    return fd
 
 
 def _wait_for_ports(proc: subprocess.Popen[bytes], ports: Ports, log_path: Path,

@@ -53,7 +53,11 @@ def dev_sign_in(req: func.HttpRequest) -> func.HttpResponse:
     if not isinstance(user, str) or not USER.fullmatch(user):
         return _answer(422, {"title": "Invalid body", "detail": "user: 1 to 64 letters, digits or . _ @ -",
                              "errors": [{"name": "user", "in": "body", "detail": "is not a user name"}]})
-    admin = bool(body.get("admin")) if isinstance(body, dict) else False
+    # A JSON boolean only: bool() would make the strings "false" and "0" admins.
+    admin = body.get("admin", False)  # body is a dict: the user check above needs one
+    if not isinstance(admin, bool):
+        return _answer(422, {"title": "Invalid body", "detail": "admin: must be true or false (a JSON boolean)",
+                             "errors": [{"name": "admin", "in": "body", "detail": "must be true or false"}]})
     env = os.environ.get
     token = mint(signing_key(), user, admin=admin, ttl_seconds=TOKEN_HOURS * 3600,
                  issuer=env("AUTH_ISSUER", DEV_ISSUER), audience=env("AUTH_AUDIENCE", DEV_AUDIENCE))
@@ -68,7 +72,8 @@ def signing_key() -> Path:
 
 def _answer(status: int, body: dict[str, object]) -> func.HttpResponse:
     kind = "application/json" if status == 200 else "application/problem+json"
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=kind, headers={"Cache-Control": "no-store"})
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=kind,
+                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 PAGE = """<!doctype html>

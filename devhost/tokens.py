@@ -1,7 +1,9 @@
 """The local identity provider: a development signing key, its public JWKS, and tokens for named users.
 
 The app validates these tokens exactly as it validates Entra ID's (signature by JWKS, issuer, audience, expiry):
-only the issuer, audience and key set differ, and those are settings.
+only the issuer, audience and key set differ, and those are settings. Like Entra's delegated tokens they carry
+the API's scope in `scp` (`DEV_SCOPE`, the one docs/deploy.md exposes), so `AUTH_REQUIRED_SCOPE` may be set
+locally as in Azure.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ JWKS_FILE = Path(".local/keys/dev-jwks.json")
 DEV_ISSUER = "https://simgate.local/dev-issuer"
 DEV_AUDIENCE = "api://simgate-local"
 ADMIN_ROLE = "simgate.admin"
+DEV_SCOPE = "access_as_user"  # the delegated scope the API registration exposes (docs/deploy.md)
 KID = "simgate-dev-1"
 
 
@@ -47,10 +50,14 @@ def mint(
     kid: str = KID,
     **extra: Any,
 ) -> str:
-    """A signed token for `user` (subject and preferred_username), with the admin role if asked."""
+    """A signed token for `user` (subject and preferred_username), with the admin role if asked.
+
+    `extra` adds or replaces claims; a claim given as None is left out (a test's token without `scp`, say).
+    """
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": issuer, "aud": audience, "sub": user, "preferred_username": user,
+        "iss": issuer, "aud": audience, "sub": user, "preferred_username": user, "scp": DEV_SCOPE,
         "iat": now, "nbf": now, "exp": now + ttl_seconds, "roles": [ADMIN_ROLE] if admin else [], **extra,
     }
+    claims = {name: value for name, value in claims.items() if value is not None}
     return jwt.encode(claims, private_path.read_bytes(), algorithm="RS256", headers={"kid": kid})

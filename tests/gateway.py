@@ -23,7 +23,7 @@ from core.config import get_settings
 from core.states import JobState
 from core.targets import get_targets
 from devhost.host import DevHost
-from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, make_key_pair, mint
+from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, DEV_SCOPE, make_key_pair, mint
 from tests.conftest import ROOT, AzuriteFixture
 
 
@@ -90,6 +90,7 @@ def gateway(azurite: AzuriteFixture, tmp_path_factory: pytest.TempPathFactory) -
         "AUTH_ISSUER": DEV_ISSUER,
         "AUTH_AUDIENCE": DEV_AUDIENCE,
         "AUTH_JWKS": str(keys / "jwks.json"),
+        "AUTH_REQUIRED_SCOPE": DEV_SCOPE,  # as in Azure: user routes take delegated tokens only (the tokens' scp)
         "SIMGATE_JOBS_TABLE": "jobs" + azurite.unique_name("").replace("-", ""),
         "SIMGATE_TARGETS": "{}",
         "SIMGATE_CALLBACK_URL": "http://127.0.0.1:7071",

@@ -47,6 +47,9 @@ param uiAuthority string = ''
 @description('AUTH_UI_SCOPE: the scope the UI asks tokens for; the API\'s ".default" unless set.')
 param uiScope string = ''
 
+@description('AUTH_REQUIRED_SCOPE: the delegated scope user tokens must carry in scp ("*": any, which refuses app-only tokens; empty: only idtyp=app tokens are refused).')
+param authRequiredScope string = '*'
+
 @description('AUTH_LEEWAY_SECONDS: clock skew allowed on token expiry.')
 @minValue(0)
 @maxValue(300)
@@ -211,6 +214,7 @@ var appSettings = concat([
   { name: 'AUTH_JWKS', value: authJwks }
   { name: 'AUTH_ADMIN_ROLE', value: authAdminRole }
   { name: 'AUTH_LEEWAY_SECONDS', value: string(authLeewaySeconds) }
+  { name: 'AUTH_REQUIRED_SCOPE', value: authRequiredScope }
   { name: 'AUTH_UI_CLIENT_ID', value: uiClientId }
   { name: 'AUTH_UI_AUTHORITY', value: uiAuthority }
   { name: 'AUTH_UI_SCOPE', value: uiScope }
@@ -240,6 +244,7 @@ module functionApp 'modules/functionapp.bicep' = {
     blobEndpoint: storage.outputs.blobEndpoint
     deploymentContainerName: storage.outputs.deploymentContainerName
     appSettings: appSettings
+    publicUrl: appUrl
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     zoneRedundant: zoneRedundant

@@ -1,7 +1,8 @@
 """Just enough reading of the Bicep templates for the deployment tests: declarations, app settings, skips.
 
 Not a Bicep parser: it relies on the templates' own layout (one declaration per line, the app settings as a list of
-`{ name: 'X', value: ... }` in main.bicep's `appSettings`), which the tests below would notice changing.
+`{ name: 'X', value: ... }` in main.bicep's `appSettings` and the Function App module's `ownSettings`), which the
+tests below would notice changing.
 """
 
 from __future__ import annotations
@@ -61,9 +62,13 @@ def assigned_params(source: str) -> set[str]:
     return set(re.findall(r"^param\s+(\w+)\s*=", source, flags=re.MULTILINE))
 
 
+FUNCTION_APP = BICEP_DIR / "modules" / "functionapp.bicep"
+
+
 def app_settings() -> dict[str, str]:
-    """main.bicep's app settings: name → the Bicep expression of its value."""
-    listed = block(text(MAIN), "var appSettings = concat([")
+    """The app settings: main.bicep's, and the few the Function App module adds itself (its own address), as
+    name → the Bicep expression of its value."""
+    listed = block(text(MAIN), "var appSettings = concat([") + block(text(FUNCTION_APP), "var ownSettings = [")
     return dict(re.findall(r"\{\s*name:\s*'([^']+)',\s*value:\s*(.+?)\s*\}\s*$", listed, flags=re.MULTILINE))
 
 

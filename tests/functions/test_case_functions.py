@@ -30,14 +30,38 @@ def test_list_pages_through_the_three_cases(call: Call) -> None:
     assert resp.mimetype == "application/json"
     assert [c["id"] for c in body_of(resp)] == [1, 2]
     assert resp.headers["X-Total-Count"] == "3"
-    assert resp.headers["Link"] == (
-        f'<{BASE}?page=1&per_page=2>; rel="first", <{BASE}?page=2&per_page=2>; rel="next", '
-        f'<{BASE}?page=2&per_page=2>; rel="last"'
+    assert resp.headers["Link"] == (  # relative: SIMGATE_PUBLIC_URL is not set here
+        '</case?page=1&per_page=2>; rel="first", </case?page=2&per_page=2>; rel="next", '
+        '</case?page=2&per_page=2>; rel="last"'
     )
     second = call("list_cases", f"{BASE}?page=2&per_page=2", params={"page": "2", "per_page": "2"})
     assert [c["name"] for c in body_of(second)] == ["dam-break"]
     assert 'rel="prev"' in second.headers["Link"]
     assert 'rel="next"' not in second.headers["Link"]
+
+
+@pytest.mark.parametrize("url", ["http://evil.example/case", "http://evil.example:666//evil.example/case"])
+def test_links_never_come_from_the_requests_host(call: Call, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """F9: `req.url` carries the client's Host header; the links are the route's own, on the configured URL."""
+    from core.config import get_settings
+
+    params = {"page": "1", "per_page": "1"}
+    assert "evil" not in call("list_cases", f"{url}?page=1&per_page=1", params=params).headers["Link"]
+    monkeypatch.setenv("SIMGATE_PUBLIC_URL", "https://simgate.example")
+    get_settings.cache_clear()
+    try:
+        links = call("list_cases", f"{url}?page=1&per_page=1", params=params).headers["Link"]
+    finally:
+        monkeypatch.delenv("SIMGATE_PUBLIC_URL")
+        get_settings.cache_clear()
+    assert links.startswith('<https://simgate.example/case?page=1&per_page=1>; rel="first"')
+    assert "evil" not in links
+
+
+def test_catalog_answers_are_not_sniffed(call: Call) -> None:
+    for resp in (call("list_cases", BASE), call("show_case", f"{BASE}/2", route_params={"case_id": "2"}),
+                 call("show_case", f"{BASE}/x", route_params={"case_id": "x"})):
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_list_defaults_and_headers_carry_no_internals(call: Call) -> None:

@@ -27,6 +27,7 @@ def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("AUTH_ISSUER", DEV_ISSUER)
     monkeypatch.setenv("AUTH_AUDIENCE", DEV_AUDIENCE)
     monkeypatch.setenv("AUTH_JWKS", str(jwks))
+    monkeypatch.delenv("AUTH_REQUIRED_SCOPE", raising=False)  # the session's gateway may have set it
     get_settings.cache_clear()
     auth._KEYS.clear()
     yield private
@@ -131,3 +132,68 @@ def test_no_key_set_configured_is_unavailable_not_a_crash(keys: Path, monkeypatc
     auth._KEYS.clear()
     with pytest.raises(Unavailable):
         auth.authenticate(bearer(mint(keys, "martin")))
+
+
+# --- F4: nothing from the token in the error ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kid", ["k\u00e9\u4e2d", 'a", error="x', "../../etc/passwd", "x" * 5000])
+def test_an_unknown_key_id_is_not_echoed(keys: Path, kid: str) -> None:
+    with pytest.raises(Unauthenticated) as caught:
+        auth.authenticate(bearer(mint(keys, "martin", kid=kid)))
+    assert kid not in caught.value.detail
+    assert caught.value.detail.isascii()
+    assert len(caught.value.detail) < 200
+
+
+# --- F13: a token that acts for a user -------------------------------------------------------------------------
+
+
+def required_scope(monkeypatch: pytest.MonkeyPatch, scope: str) -> None:
+    monkeypatch.setenv("AUTH_REQUIRED_SCOPE", scope)
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("claims", [{"sub": ""}, {"sub": "   "}, {"sub": "", "oid": ""}, {"sub": "", "oid": 7}])
+def test_a_token_that_names_nobody_is_refused(keys: Path, claims: dict[str, object]) -> None:
+    with pytest.raises(Unauthenticated, match="names no user"):
+        auth.authenticate(bearer(mint(keys, "martin", **claims)))  # type: ignore[arg-type]
+
+
+def test_an_empty_sub_with_an_oid_is_the_oid(keys: Path) -> None:
+    assert auth.authenticate(bearer(mint(keys, "martin", sub="", oid="0000-1111"))).user_id == "0000-1111"
+    assert auth.authenticate(bearer(mint(keys, "bob", oid=""))).user_id == "bob"
+
+
+@pytest.mark.parametrize("scope", ["", "*", "access_as_user"])
+def test_an_application_token_is_refused_whatever_the_scope_setting(
+    keys: Path, monkeypatch: pytest.MonkeyPatch, scope: str
+) -> None:
+    required_scope(monkeypatch, scope)
+    with pytest.raises(Unauthenticated, match="application's own"):
+        auth.authenticate(bearer(mint(keys, "daemon", idtyp="app")))
+    assert auth.authenticate(bearer(mint(keys, "martin", idtyp="user"))).user_id == "martin"
+
+
+@pytest.mark.parametrize("scope", ["*", "access_as_user"])
+def test_with_a_scope_required_a_token_without_scp_is_refused(
+    keys: Path, monkeypatch: pytest.MonkeyPatch, scope: str
+) -> None:
+    # Entra's client-credentials tokens carry roles but no scp, and idtyp only when the API asks for it.
+    required_scope(monkeypatch, scope)
+    for claims in ({"scp": None}, {"scp": ""}, {"scp": ["access_as_user"]}):
+        with pytest.raises(Unauthenticated, match="no delegated scope"):
+            auth.authenticate(bearer(mint(keys, "daemon", **claims)))  # type: ignore[arg-type]
+    assert auth.authenticate(bearer(mint(keys, "martin"))).user_id == "martin"  # dev tokens carry the scope
+
+
+def test_a_named_scope_must_be_among_the_tokens_scopes(keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    required_scope(monkeypatch, "access_as_user")
+    assert auth.authenticate(bearer(mint(keys, "martin", scp="openid access_as_user"))).user_id == "martin"
+    for scp in ("access_as_admin", "access_as_user_2", "Access_As_User"):
+        with pytest.raises(Unauthenticated, match="lacks the scope 'access_as_user'"):
+            auth.authenticate(bearer(mint(keys, "martin", scp=scp)))
+
+
+def test_without_a_required_scope_a_token_without_scp_is_a_user(keys: Path) -> None:
+    assert auth.authenticate(bearer(mint(keys, "martin", scp=None))).user_id == "martin"

@@ -200,7 +200,7 @@ def check_smoothie(values: dict[str, Any], texts: dict[str, str]) -> None:
     model_values = {k: v for k, v in values.items() if k != "label"}  # the label is the log's, not the model's
     assert params == model_values
     assert {k: type(v) for k, v in params.items()} == {k: type(v) for k, v in model_values.items()}
-    assert f"echo \"run.sh: run label:\" {shlex.quote(values['label'])}\n" in texts["run.sh"]
+    assert f"printf 'run.sh: run label: %s\\n' {shlex.quote(values['label'])}\n" in texts["run.sh"]
     assert texts["model.py"] == (CASES_DIR / "smoothie" / "model.py").read_text(encoding="utf-8")
 
 

@@ -27,6 +27,9 @@ param deploymentContainerName string
 @description('App settings, as name/value pairs (main.bicep builds them).')
 param appSettings array
 
+@description('SIMGATE_PUBLIC_URL: the app\'s public base URL, which the links it builds (Link, Location) start from; its default host name unless set (e.g. a custom domain).')
+param publicUrl string = ''
+
 @description('Most instances the app scales out to.')
 @minValue(1)
 @maxValue(1000)
@@ -42,6 +45,11 @@ param instanceMemoryMB int = 2048
 
 @description('Spread instances over availability zones (keeps at least two always-ready instances per function group, billed).')
 param zoneRedundant bool = false
+
+// The settings only this module knows: the app's own address (the links it builds never come from a request's Host).
+var ownSettings = [
+  { name: 'SIMGATE_PUBLIC_URL', value: empty(publicUrl) ? 'https://${name}.azurewebsites.net' : publicUrl }
+]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -85,7 +93,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: appSettings
+      appSettings: concat(appSettings, ownSettings)
     }
     functionAppConfig: {
       deployment: {
