@@ -19,9 +19,10 @@ Value = float | int | bool | str
 # Text a person reads (titles, descriptions, string values) holds none of these: DEL and the C1 controls (U+0085
 # is a line break to some readers), and the invisible format characters that reorder or hide text: the bidi
 # embeddings, overrides and isolates and the Arabic letter mark ("Trojan Source" spoofing of titles in lists and
-# labels in logs), zero-width spaces and joiners, the line and paragraph separators, and the BOM. Written as
-# regex escapes that Python's re, pydantic's Rust regex and JSON Schema (ECMAScript) all read the same way.
-INVISIBLE = r"\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff"
+# labels in logs), the zero-width space and direction marks, the line and paragraph separators, and the BOM. The
+# zero-width joiner and non-joiner (U+200C, U+200D) stay: Persian and Indic words and emoji sequences need them.
+# Written as regex escapes that Python's re, pydantic's Rust regex and JSON Schema (ECMAScript) all read alike.
+INVISIBLE = r"\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff"
 UNPRINTABLE = r"\x00-\x1f" + INVISIBLE  # and the C0 controls: what a one-line text refuses
 _CONTROL = re.compile(f"[{UNPRINTABLE}]")
 
