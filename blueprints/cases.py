@@ -8,10 +8,9 @@ import azure.functions as func
 
 from blueprints._http import answers_problems, json_response, page_links, query_int
 from core.errors import InvalidInput
+from core.limits import CASE_REF, MAX_PAGE, MAX_PER_PAGE
 
 bp = func.Blueprint()
-
-MAX_PER_PAGE = 100
 
 
 @bp.function_name("list_cases")
@@ -19,7 +18,7 @@ MAX_PER_PAGE = 100
 @answers_problems
 def list_cases(req: func.HttpRequest) -> func.HttpResponse:
     """One page of case headers; `Link` and `X-Total-Count` tell the rest."""
-    page = query_int(req, "page", default=1, low=1, high=1_000_000)
+    page = query_int(req, "page", default=1, low=1, high=MAX_PAGE)
     per_page = query_int(req, "per_page", default=10, low=1, high=MAX_PER_PAGE)
     from core import catalog  # its pydantic models build on first use, not in every cold start's import
 
@@ -40,8 +39,6 @@ def show_case(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _case_ref(raw: str) -> int | str:
-    if raw.isascii() and raw.isdigit() and len(raw) <= 9:
-        return int(raw)
-    if re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", raw):
-        return raw
-    raise InvalidInput.field("case_id", "must be a case id (a whole number) or a case name", "path")
+    if not re.fullmatch(CASE_REF, raw):
+        raise InvalidInput.field("case_id", "must be a case id (a whole number) or a case name", "path")
+    return int(raw) if raw.isdigit() and len(raw) <= 9 else raw

@@ -16,10 +16,10 @@ from blueprints._http import (
 )
 from core import jobs
 from core.auth import Principal, authenticate
+from core.errors import InvalidInput
+from core.limits import MAX_CASE_ID, MAX_CURSOR, MAX_PER_PAGE
 
 bp = func.Blueprint()
-
-MAX_PER_PAGE = 100
 
 
 def _caller(req: func.HttpRequest) -> Principal:
@@ -48,12 +48,18 @@ def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
     page, cursor = jobs.list_jobs(
         caller,
         status=query_text(req, "status", 40),
-        case_id=query_opt_int(req, "case_id", low=1, high=1_000_000_000),
+        case_id=query_opt_int(req, "case_id", low=1, high=MAX_CASE_ID),
         per_page=query_int(req, "per_page", default=20, low=1, high=MAX_PER_PAGE),
-        cursor=query_text(req, "cursor", 2000),
-        everyone=query_text(req, "all", 10) == "true",
+        cursor=query_text(req, "cursor", MAX_CURSOR),
+        everyone=_true_or_false("all", query_text(req, "all", 10)),
     )
     return json_response(page, headers={"Link": _next_link(req, cursor)} if cursor else None)
+
+
+def _true_or_false(name: str, text: str | None) -> bool:
+    if text not in (None, "true", "false"):
+        raise InvalidInput.field(name, "must be true or false", "query")
+    return text == "true"
 
 
 def _next_link(req: func.HttpRequest, cursor: str) -> str:

@@ -13,7 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.cases import Node, Resources
-from core.job_requests import JobCopy, JobCreate, JobPatch, StatusReport
+from core.job import JOB_ID
+from core.job_requests import OUTPUT_FILE, JobCopy, JobCreate, JobPatch, StatusReport
+from core.limits import CASE_REF, CURSOR, MAX_CASE_ID, MAX_CURSOR, MAX_PAGE, MAX_PER_PAGE
 from core.states import JobState
 
 
@@ -177,6 +179,30 @@ class Query:
     description: str
 
 
+@dataclass(frozen=True)
+class PathParameter:
+    """A route's `{name}`: what the code takes there, declared exactly, so that a value the document allows is never
+    refused as malformed (400), only perhaps not found (404). `carried_by` names the response fields that hold such
+    a value: the document links the operations that answer them to the operations that take it."""
+
+    schema: dict[str, Any]
+    description: str
+    carried_by: tuple[str, ...]
+
+
+PATH_PARAMETERS: dict[str, PathParameter] = {
+    # `core.job.JOB_ID`: <owner key>-<inverted time>-<random>, 37 characters.
+    "job_id": PathParameter({"type": "string", "pattern": JOB_ID.pattern, "minLength": 37, "maxLength": 37},
+                            "the job's id, as `POST /job` answered it", ("job_id",)),
+    # `id` is a case's own id in CaseHeader and CaseDetail, the only views with an `id`.
+    "case_id": PathParameter({"type": "string", "pattern": CASE_REF, "minLength": 1, "maxLength": 63},
+                             "the case's id (a whole number) or its name", ("case_id", "id")),
+    # `core.reports.output_id`: the output's file name (a claim's `file`), with `~` for the folder separator.
+    "output_id": PathParameter({"type": "string", "pattern": OUTPUT_FILE.replace("/", "~"), "minLength": 1,
+                                "maxLength": 300}, "an `output_id` from the job's outputs", ("output_id",)),
+}
+
+
 Auth = Literal["user", "job", "none"]
 Body = type[BaseModel] | None
 Answer = type[BaseModel] | tuple[type[BaseModel]] | None  # a model, a list of one (a 1-tuple), or no body
@@ -196,20 +222,21 @@ class Operation:
     documented: bool = True  # False for what is not API (the UI's static files)
 
 
-PER_PAGE = Query("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "items a page")
+PER_PAGE = Query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}, "items a page")
 STORED = (400, 401, 404, 503)  # any route that reads a job: bad id, no token, not yours, storage down
 OPERATIONS: dict[str, Operation] = {
     "list_cases": Operation("none", {200: (CaseHeader,)}, (400,), query=(
-        Query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "page number, from 1"),
-        Query("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "cases a page")),
+        Query("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "page number, from 1"),
+        Query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}, "cases a page")),
         headers={200: ("Link", "X-Total-Count")}),
     "show_case": Operation("none", {200: CaseDetail}, (400, 404)),
     "create_job": Operation("user", {201: JobDetail}, (400, 401, 403, 413, 415, 422, 503), body=JobCreate,
                             headers={201: ("Location",)}),
-    "list_jobs": Operation("user", {200: (JobHeader,)}, (400, 401, 403, 503), query=(
-        Query("status", {"type": "string", "maxLength": 40}, "only jobs in this state"),
-        Query("case_id", {"type": "integer", "minimum": 1, "maximum": 1000000000}, "only jobs of this case"),
-        PER_PAGE, Query("cursor", {"type": "string", "maxLength": 2000}, "from a previous page's Link"),
+    "list_jobs": Operation("user", {200: (JobHeader,)}, (400, 401, 403, 404, 503), query=(
+        Query("status", {"type": "string", "enum": [s.value for s in JobState]}, "only jobs in this state"),
+        Query("case_id", {"type": "integer", "minimum": 1, "maximum": MAX_CASE_ID}, "only jobs of this case"),
+        PER_PAGE, Query("cursor", {"type": "string", "pattern": CURSOR, "maxLength": MAX_CURSOR},
+                        "from the previous page's Link; 404 when it is not one this service gave out"),
         Query("all", {"type": "string", "enum": ["true", "false"]}, "admins: everyone's jobs")),
         headers={200: ("Link",)}),
     "show_job": Operation("user", {200: JobDetail}, STORED),

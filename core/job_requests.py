@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from core.cases import field_path
 from core.errors import FieldProblem, InvalidBody
+from core.limits import MAX_CASE_ID
+from core.states import REPORTED_PATTERN
 from core.values import INVISIBLE, UNPRINTABLE
 
 # One-line text refuses every control and invisible format character (core.values); multi-line text keeps tab,
@@ -19,6 +21,15 @@ Text = Annotated[str, StringConstraints(max_length=4000, pattern=MULTILINE)]
 ReportText = Annotated[str, StringConstraints(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 
 
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# JSON Schema's `integer`, what the document says, is any number without a fraction: 3.0 is one too. (After the
+# bounds in `Annotated`, so that they stay `minimum`/`maximum` in the schema.)
+WHOLE = BeforeValidator(_whole)
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -26,7 +37,7 @@ class _Body(BaseModel):
 class JobCreate(_Body):
     """`POST /job`: which case, a title, and optionally a description and the caller's own name."""
 
-    case_id: int = Field(ge=1, le=1_000_000_000)
+    case_id: Annotated[int, Field(ge=1, le=MAX_CASE_ID), WHOLE]
     job_title: Title
     description: Text = ""
     user: str | None = Field(default=None, max_length=200)
@@ -69,10 +80,10 @@ class OutputClaim(_Body):
 class StatusReport(_Body):
     """`PATCH /job/{id}/status` from the simulator. `status` is matched case-insensitively, aliases allowed."""
 
-    status: str = Field(min_length=1, max_length=40)
+    status: str = Field(min_length=1, max_length=40, json_schema_extra={"pattern": REPORTED_PATTERN})
     message: ReportText | None = Field(default=None, max_length=2000)
     progress: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
-    exit_code: int | None = Field(default=None, ge=-255, le=1_000_000)
+    exit_code: Annotated[int, Field(ge=-255, le=1_000_000), WHOLE] | None = None
     outputs: list[OutputClaim] | None = Field(default=None, max_length=MAX_OUTPUTS)
 
 

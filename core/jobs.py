@@ -32,7 +32,7 @@ from core.errors import (
     Unavailable,
 )
 from core.job import Change, Job, advanced, header, new_job_id, now_iso, owner_key, split_job_id, status_view
-from core.states import JobState, parse_state
+from core.states import JobState
 
 if TYPE_CHECKING:
     from core.cases import Case
@@ -197,8 +197,10 @@ def list_jobs(
 
 
 def _state_named(text: str) -> JobState:
+    # Exactly a state's name, as the API shows them and the document declares (an enum): the lenient reading
+    # (any case, the seed's aliases) is for simulators' reports only.
     try:
-        return parse_state(text)
+        return JobState(text)
     except ValueError:
         raise InvalidInput.field("status", f"must be one of {[s.value for s in JobState]}", "query") from None
 

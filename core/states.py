@@ -42,19 +42,37 @@ class JobState(StrEnum):
 
 
 TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
-REPORTABLE = frozenset({JobState.RUNNING, JobState.FINALIZING, JobState.COMPLETED, JobState.FAILED,
-                        JobState.CANCELLED})
 _ORDER = {state: rank for rank, state in enumerate(JobState)}
 # The seed's words for states, accepted case-insensitively from simulators.
 ALIASES = {"clean up": JobState.FINALIZING, "cleanup": JobState.FINALIZING, "done": JobState.COMPLETED}
+_BLANKS = " \t\r\n"
+# The states a simulator reports, in order; the others are the gateway's own moves.
+REPORTABLE = (JobState.RUNNING, JobState.FINALIZING, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
 def parse_state(text: str) -> JobState:
-    """The state named by `text` (case-insensitive, seed aliases allowed); `ValueError` if none."""
-    key = text.strip().lower()
+    """The state named by `text`: a state's name or a seed alias, in any ASCII case, perhaps between blanks (a
+    shell's trailing newline); `ValueError` if none.
+
+    Nothing else folds into a name: no other white space, and no non-ASCII letter that upper-cases to an ASCII one
+    (as "ı" and "ﬁ" do), so that `REPORTED_PATTERN` declares exactly what is taken.
+    """
+    if not text.isascii():
+        raise ValueError(f"{text!r} names no state")
+    key = text.strip(_BLANKS).lower()
     if key in ALIASES:
         return ALIASES[key]
     return JobState(key.upper())
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+# What a status report's `status` may be, as a JSON Schema (ECMA-262) pattern: the reportable states and the
+# aliases, in any ASCII case, between blanks.
+_BLANK = "[ \\t\\r\\n]*"
+REPORTED_PATTERN = f"^{_BLANK}(?:" + "|".join(_any_case(w) for w in (*REPORTABLE, *ALIASES)) + f"){_BLANK}$"
 
 
 def advances(current: JobState, incoming: JobState) -> bool:

@@ -63,18 +63,37 @@ def check_value(field: LeafField, value: Any, units: str | None = None) -> Value
     return _check_string(field, value)
 
 
+# JSON's interoperable whole numbers (RFC 8259 §6, I-JSON): past them an integer has no exact double, in Python's
+# float or in a browser's Number.
+MAX_WHOLE = 2**53 - 1
+
+
 def _check_number(field: FloatField | IntField, raw: Any) -> float | int:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise ValueError("must be a number")
-    if not math.isfinite(raw):
-        raise ValueError("must be a finite number")
-    if isinstance(field, IntField) and isinstance(raw, float) and not raw.is_integer():
-        raise ValueError("must be a whole number")
-    value: float | int = int(raw) if isinstance(field, IntField) else float(raw)
+    value = _whole(raw) if isinstance(field, IntField) else _real(raw)
     if (field.min is not None and value < field.min) or (field.max is not None and value > field.max):
         raise ValueError(f"must be from {field.min} to {field.max}{_units(field)}, not {value}")
     if field.step is not None and not on_step_grid(value, field.min or 0, field.step):
         raise ValueError(f"must be a multiple of {field.step} from {field.min or 0}")
+    return value
+
+
+def _whole(raw: int | float) -> int:
+    if isinstance(raw, float) and not raw.is_integer():  # NaN and infinities too
+        raise ValueError("must be a whole number")
+    if abs(raw) > MAX_WHOLE:  # checked before any float(): an int of hundreds of digits overflows one
+        raise ValueError(f"must be a whole number from {-MAX_WHOLE} to {MAX_WHOLE}")
+    return int(raw)
+
+
+def _real(raw: int | float) -> float:
+    try:
+        value = float(raw)
+    except OverflowError:  # an int of hundreds of digits: no ValueError, so it would leave check_values as a 500
+        raise ValueError("must be a finite number (at most about 1.8e308 in size)") from None
+    if not math.isfinite(value):  # NaN, or JSON's 1e400, which reads as infinity
+        raise ValueError("must be a finite number")
     return value
 
 

@@ -11,12 +11,21 @@ What the host hands the Python worker, and what devhost mirrors (the Python work
   function did not set one, and the body. An exception escaping the function, or a return value that is not an
   `HttpResponse` or `str`, gives 500 with an empty body. Bodies above the host's 100 MB limit get 413, URLs longer
   than its 4 KB limit get 414; a route miss (unknown path or method) gets 404 with an empty body.
+* Any method is routed, as Kestrel takes any RFC 9110 token as a method (`QUERY`, `PROPFIND`, ...): one that no
+  function takes is a miss like any other, 404. A method that is not a token is a malformed request, 400.
+
+One thing devhost does that the host does not: it answers only requests addressed to itself. A request whose Host
+(or absolute-form target) is not `127.0.0.1:<port>` or `localhost:<port>` gets 421 Misdirected Request, and one
+with no Host, or several, 400. A web page on another origin whose name resolves to 127.0.0.1 (DNS rebinding) is
+then no longer same-origin with devhost's API and `/dev/sign-in`. In Azure the front end only passes the app's own
+names.
 """
 
 from __future__ import annotations
 
 import http
 import logging
+import re
 import sys
 import time
 import urllib.parse
@@ -36,6 +45,10 @@ MAX_BODY_BYTES = 100 * 1024 * 1024  # the host's request length limit (104,857,6
 MAX_URL_CHARS = 4096  # the host's URL length limit
 # Hop-by-hop and framing headers are the server's business, not the function's.
 _FRAMING = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+# RFC 9110's token: what Kestrel accepts as a method.
+_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Names devhost answers to besides its bind address: it listens on loopback.
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 
 class Readable(Protocol):
@@ -63,6 +76,23 @@ class Reply:
 def empty(status: int) -> Reply:
     """An empty-bodied reply, as the host sends for 404, 413, 414 and 500."""
     return Reply(status, [])
+
+
+def allowed_hosts(bind_host: str, port: int) -> frozenset[str]:
+    """The Host values devhost answers (lower case): its loopback names, and its bind address, with the port."""
+    names = {*_LOOPBACK_NAMES}
+    if bind_host not in ("", "0.0.0.0", "::"):
+        names.add(bind_host.lower())
+    if bind_host in ("::", "::1"):
+        names.add("[::1]")
+    hosts = {f"{n}:{port}" for n in names}
+    return frozenset(hosts | names if port == 80 else hosts)  # port 80 may go unsaid
+
+
+def misdirected(allowed: Iterable[str]) -> Reply:
+    """421 for a request addressed to another host: the body says which hosts are served (never the one sent)."""
+    text = "devhost answers requests for " + " or ".join(sorted(allowed)) + " only\n"
+    return Reply(421, [("Content-Type", "text/plain; charset=utf-8")], text.encode())
 
 
 def build_request(method: str, url: str, headers: Iterable[tuple[str, str]], match: RouteMatch,
@@ -181,13 +211,18 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("%s %s -> %d (%s, %.1f ms)", self.command, self.path, reply.status, reply.function,
                  (time.monotonic() - started) * 1000)
 
-    # http.server looks up do_<METHOD>; every method goes through routing, so an unrouted one is a 404 too.
-    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = _dispatch  # noqa: N815
+    def __getattr__(self, name: str) -> Any:
+        # http.server looks up do_<METHOD> and answers 501 when there is none; every method goes through routing
+        # instead, so one that no function takes is a 404, as in the host.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
     def _handle(self) -> Reply:
-        if len(self.path) > MAX_URL_CHARS:
+        refused = self._refusal()
+        if refused is not None:
             self.close_connection = True  # the body, if any, is not read
-            return empty(414)
+            return refused
         try:
             body = read_body(self.rfile, self.headers)
         except BodyTooLarge:
@@ -208,6 +243,29 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("%s raised; answering 500 with an empty body, as the host does", fn.name)
             return Reply(500, [], function=fn.name)
         return to_reply(result, fn.name)
+
+    def _refusal(self) -> Reply | None:
+        """The answer to a request refused on its request line and Host alone, or None."""
+        if not _METHOD.fullmatch(self.command):
+            return empty(400)  # Kestrel: "Invalid request line"
+        wrong_host = self._check_host()
+        if wrong_host is not None:
+            return wrong_host
+        return empty(414) if len(self.path) > MAX_URL_CHARS else None
+
+    def _check_host(self) -> Reply | None:
+        """None when the request is addressed to this server; 400 without one Host, 421 for another host."""
+        sent = self.headers.get_all("Host") or []
+        if len(sent) != 1:
+            return empty(400)  # as Kestrel answers an HTTP/1.1 request with no Host, or with several
+        allowed = allowed_hosts(self.server.host, self.server.port)
+        named = [sent[0].strip().lower()]
+        target = urllib.parse.urlsplit(self.path)
+        if target.scheme:  # absolute-form ("http://host:port/path"): the target names the host too
+            named.append(target.netloc.lower())
+        if any(host not in allowed for host in named):
+            return misdirected(allowed)
+        return None
 
     def _full_url(self) -> str:
         if not self.path.startswith("/"):

@@ -11,6 +11,7 @@ import binascii
 import contextlib
 import functools
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -22,6 +23,7 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from core.config import Settings, get_settings
 from core.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound, Unavailable
 from core.job import Change, Job, Output, split_job_id
+from core.limits import CURSOR
 from core.states import JobState
 from core.storage import client_options, managed_identity, uses_key
 
@@ -134,16 +136,20 @@ def encode_cursor(token: Any) -> str | None:
 
 
 def decode_cursor(cursor: str | None) -> dict[str, str] | None:
-    """The continuation token in a cursor; `InvalidInput` naming `cursor` when it is not one of ours."""
+    """The continuation token in a cursor: `InvalidInput` naming `cursor` when it is not even shaped like one
+    (`core.limits.CURSOR`), `NotFound` when it is but names no page (it is not one of ours)."""
     if not cursor:
         return None
+    if not re.fullmatch(CURSOR, cursor):
+        raise InvalidInput.field("cursor", "must be a cursor from a page's Link (base64url)", "query")
     try:
         token = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         token = None
     if not (isinstance(token, dict) and token and all(isinstance(v, str) and len(v) < 300 for v in token.values())
             and set(token) <= {"PartitionKey", "RowKey"}):
-        raise InvalidInput.field("cursor", "is not a cursor this service gave out", "query")
+        # Well formed, so the document allows it: the page it names (the URL with its query) does not exist.
+        raise NotFound("no page of jobs at this cursor: it is not one this service gave out")
     return token
 
 

@@ -89,6 +89,12 @@ async def async_hello(req: func.HttpRequest) -> func.HttpResponse:
     return as_json({"name": req.route_params["name"], "loop": id(loop), "thread": threading.current_thread().name})
 
 
+# No `methods`: the function takes every method, whatever its name.
+@app.route(route="any")
+def any_method(req: func.HttpRequest) -> func.HttpResponse:
+    return seen(req, "any_method")
+
+
 @app.route(route="boom", methods=["GET"])
 def boom(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError("boom")

@@ -144,6 +144,37 @@ def test_misses_are_404_with_an_empty_body(host: DevHost, method: str, path: str
     assert (reply.status, reply.body) == (404, b"")
 
 
+@pytest.mark.parametrize("method", ["QUERY", "PROPFIND", "TRACE", "CONNECT", "BREW", "get-ish", "X!#$%&'*+.^_`|~"])
+def test_any_token_is_a_method_and_one_no_function_takes_is_404(host: DevHost, method: str) -> None:
+    """Kestrel takes any RFC 9110 token as a method; http.server alone would answer 501 with an HTML page."""
+    for path in ("/api/hello/x", "/api/nowhere"):
+        resp = raw(host, method, path, {})
+        assert (resp.status, resp.getheader("Content-Length")) == (404, "0"), (method, path)
+
+
+def test_a_function_without_methods_takes_any_method(host: DevHost) -> None:
+    for method in ("GET", "QUERY", "PROPFIND"):
+        reply = call(host, "/api/any", method)
+        assert (reply.status, reply.json()["method"]) == (200, method)
+
+
+def send(host: DevHost, request: bytes) -> tuple[int, bytes]:
+    """Send raw request bytes; the status code and body of the answer."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", host.port), timeout=10) as s:
+        s.sendall(request)
+        resp = http.client.HTTPResponse(s)
+        resp.begin()
+        return resp.status, resp.read()
+
+
+@pytest.mark.parametrize("method", ["G@T", "GET(1)", "GE\x01T", "\xc3\xa9"])
+def test_a_method_that_is_not_a_token_is_400(host: DevHost, method: str) -> None:
+    status, _ = send(host, f"{method} /api/hello/x HTTP/1.1\r\nHost: 127.0.0.1:{host.port}\r\n\r\n".encode("latin-1"))
+    assert status == 400
+
+
 def test_oversized_body_is_413(host: DevHost) -> None:
     # Declared, never sent: the host refuses on the header alone.
     resp = raw(host, "POST", "/api/echo", {"Content-Length": str(100 * 1024 * 1024 + 1)})
@@ -181,7 +212,8 @@ def test_many_simultaneous_connections_are_all_answered(host: DevHost) -> None:
     def one(i: int) -> None:
         start.wait()
         with socket.create_connection(("127.0.0.1", int(host.url.rsplit(":", 1)[1].strip("/"))), timeout=30) as s:
-            s.sendall(f"GET /api/hello/n{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            s.sendall(f"GET /api/hello/n{i} HTTP/1.1\r\nHost: 127.0.0.1:{host.port}\r\nConnection: close\r\n\r\n"
+                      .encode())
             answers.append(s.makefile("rb").readline())
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
@@ -190,3 +222,60 @@ def test_many_simultaneous_connections_are_all_answered(host: DevHost) -> None:
     for thread in threads:
         thread.join()
     assert answers == [b"HTTP/1.1 200 OK\r\n"] * count
+
+
+# -- DNS rebinding: devhost answers only requests addressed to itself -------------------------------------------
+
+
+def test_its_own_names_are_served(host: DevHost) -> None:
+    for name in (f"127.0.0.1:{host.port}", f"localhost:{host.port}", f"LocalHost:{host.port}"):
+        assert raw(host, "GET", "/api/hello/x", {"Host": name}).status == 200, name
+
+
+@pytest.mark.parametrize("name", [
+    "attacker.example", "attacker.example:{port}", "127.0.0.1", "localhost", "127.0.0.1:1", "localhost.:{port}",
+    "127.0.0.1:{port}.attacker.example", "127.0.0.1:{port}@attacker.example", "[::1]:{port}", "0.0.0.0:{port}",
+    "127.0.0.2:{port}", "",
+])
+def test_another_host_is_421_before_any_function_runs(host: DevHost, name: str) -> None:
+    got = name.format(port=host.port)
+    status, body = send(host, f"GET /api/hello/x HTTP/1.1\r\nHost: {got}\r\n\r\n".encode())
+    assert status == 421
+    assert body.decode() == f"devhost answers requests for 127.0.0.1:{host.port} or localhost:{host.port} only\n"
+
+
+def test_the_misdirected_answer_never_echoes_the_host_sent(host: DevHost) -> None:
+    status, body = send(host, b"POST /api/echo HTTP/1.1\r\nHost: evil.example:666\r\nContent-Length: 3\r\n\r\nabc")
+    assert status == 421
+    assert b"evil" not in body
+
+
+def test_an_absolute_form_target_for_another_host_is_421(host: DevHost) -> None:
+    ours = f"127.0.0.1:{host.port}"
+    status, _ = send(host, f"GET http://attacker.example/api/hello/x HTTP/1.1\r\nHost: {ours}\r\n\r\n".encode())
+    assert status == 421
+    status, _ = send(host, f"GET http://{ours}/api/hello/x HTTP/1.1\r\nHost: {ours}\r\n\r\n".encode())
+    assert status == 200
+
+
+@pytest.mark.parametrize("headers", ["", "Host: 127.0.0.1:{port}\r\nHost: 127.0.0.1:{port}\r\n"])
+def test_no_host_or_two_is_400(host: DevHost, headers: str) -> None:
+    request = f"GET /api/hello/x HTTP/1.1\r\n{headers.format(port=host.port)}\r\n"
+    assert send(host, request.encode())[0] == 400
+
+
+def test_a_rebinding_page_cannot_sign_in(tmp_path: Path) -> None:
+    """The review's attack: POST /dev/sign-in with the attacker's name in Host, as a rebound browser sends it."""
+    from devhost.tokens import make_key_pair
+
+    make_key_pair(tmp_path / "signing.pem", tmp_path / "jwks.json")
+    with DevHost(sample_app.app, root=tmp_path, port=0, queues=False, timers=False, load_settings=False,
+                 host_json={"version": "2.0", "extensions": {"http": {"routePrefix": ""}}},
+                 settings={"DEVHOST_SIGNING_KEY": str(tmp_path / "signing.pem")}) as running:
+        sign_in = b'{"user": "mallory", "admin": true}'
+        for name, status in ((f"attacker.example:{running.port}", 421), (f"localhost:{running.port}", 200)):
+            request = (f"POST /dev/sign-in HTTP/1.1\r\nHost: {name}\r\nContent-Type: application/json\r\n"
+                       f"Origin: http://{name}\r\nContent-Length: {len(sign_in)}\r\n\r\n").encode() + sign_in
+            got, body = send(running, request)
+            assert got == status, (name, body)
+            assert (b"token" in body) == (status == 200)

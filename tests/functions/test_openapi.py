@@ -1,18 +1,28 @@
 """The OpenAPI document against the app: every HTTP function, method, path and query parameter, both ways; the
-response models against what the views really build."""
+response models against what the views really build; each declared pattern, enum and bound against the code that
+checks it, so that a value the document allows is never refused as malformed, nor one it forbids taken; the links."""
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blueprints.openapi import describe, http_functions
-from core.api import OPERATIONS, CaseDetail, CaseHeader, JobDetail, JobHeader, JobStatusView
+from core.api import OPERATIONS, PATH_PARAMETERS, CaseDetail, CaseHeader, JobDetail, JobHeader, JobStatusView
+from core.errors import InvalidBody, InvalidInput, NotFound
+from core.job import JOB_ID, split_job_id
+from core.job_requests import OUTPUT_FILE, JobCreate, StatusReport, parse_body
+from core.limits import CASE_REF, CURSOR, MAX_PAGE
+from core.states import REPORTED_PATTERN, JobState
 from tests.functions.conftest import Call, body_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,3 +107,223 @@ def test_job_views_match_their_models() -> None:
     JobDetail.model_validate(detail(job, get_catalog().get(2)))
     JobHeader.model_validate(header(job))
     JobStatusView.model_validate(status_view(job))
+
+
+# -- the document declares exactly what the code takes ----------------------------------------------------------
+
+# JSON Schema 2020-12 and OpenAPI 3.1 keywords a schema object may hold; anything else (pydantic's `ge`, say) is not
+# a constraint to a client or a fuzzer, whatever the code enforces.
+SCHEMA_KEYWORDS = {
+    "$ref", "$defs", "type", "enum", "const", "title", "description", "default", "examples", "properties",
+    "required", "additionalProperties", "items", "prefixItems", "anyOf", "oneOf", "allOf", "not", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "pattern", "format",
+    "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "discriminator", "readOnly", "writeOnly",
+    "deprecated",
+}
+
+
+def schemas_in(schema: Any) -> Iterator[dict[str, Any]]:
+    """`schema` and every schema nested in it (not property names or enum values)."""
+    if not isinstance(schema, dict):
+        return
+    yield schema
+    for key in ("items", "additionalProperties", "not"):
+        yield from schemas_in(schema.get(key))
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for sub in schema.get(key, ()):
+            yield from schemas_in(sub)
+    for sub in schema.get("properties", {}).values():
+        yield from schemas_in(sub)
+
+
+def every_schema(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for schema in document["components"]["schemas"].values():
+        yield from schemas_in(schema)
+    for ops in document["paths"].values():
+        for op in ops.values():
+            for param in op["parameters"]:
+                yield from schemas_in(param["schema"])
+
+
+def test_every_schema_uses_only_json_schema_keywords(document: dict[str, Any]) -> None:
+    for schema in every_schema(document):
+        assert set(schema) <= SCHEMA_KEYWORDS, schema
+        if "pattern" in schema:
+            re.compile(schema["pattern"])
+
+
+def path_schema(document: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [p["schema"] for ops in document["paths"].values() for op in ops.values() for p in op["parameters"]
+             if p["in"] == "path" and p["name"] == name]
+    assert found, name
+    assert all(s == found[0] for s in found), name  # one declaration, wherever the parameter appears
+    return found[0]
+
+
+def query_schema(document: dict[str, Any], path: str, name: str) -> dict[str, Any]:
+    [schema] = [p["schema"] for p in document["paths"][path]["get"]["parameters"] if p["name"] == name]
+    return schema
+
+
+def declared(schema: dict[str, Any], value: str) -> bool:
+    """Whether a string value is one the (string) schema allows."""
+    if "enum" in schema:
+        return value in schema["enum"]
+    return (schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", 10**9)
+            and re.fullmatch(schema["pattern"], value) is not None)
+
+
+def accepted(check: Callable[[str], Any], value: str) -> bool:
+    try:
+        check(value)
+    except InvalidInput:
+        return False
+    return True
+
+
+def agrees(schema: dict[str, Any], check: Callable[[str], Any]) -> Callable[[str], None]:
+    def test(value: str) -> None:
+        assert declared(schema, value) == accepted(check, value), repr(value)
+
+    return test
+
+
+NEAR_MISSES = st.one_of(
+    st.text(), st.text(alphabet="0123456789abcdef-ABCDEFz_~. \n/", max_size=80),
+    st.from_regex(r"[0-9a-f]{16}-[0-9]{13}-[0-9a-f]{6}\n?", fullmatch=True),
+)
+
+
+@pytest.mark.parametrize("name", ["job_id", "case_id", "output_id"])
+def test_each_path_parameter_schema_is_the_one_in_core_api(document: dict[str, Any], name: str) -> None:
+    assert path_schema(document, name) == PATH_PARAMETERS[name].schema
+
+
+@given(st.one_of(NEAR_MISSES, st.from_regex(JOB_ID.pattern, fullmatch=True)))
+@settings(max_examples=300, deadline=None)
+def test_the_job_id_schema_is_what_split_job_id_takes(value: str) -> None:
+    agrees(PATH_PARAMETERS["job_id"].schema, split_job_id)(value)
+
+
+@given(st.one_of(NEAR_MISSES, st.from_regex(CASE_REF, fullmatch=True), st.sampled_from(["0", "7", "a", "ab", "-a",
+                                                                                        "9" * 9, "9" * 10, "A2"])))
+@settings(max_examples=300, deadline=None)
+def test_the_case_id_schema_is_what_show_case_takes(value: str) -> None:
+    from blueprints.cases import _case_ref
+
+    agrees(PATH_PARAMETERS["case_id"].schema, _case_ref)(value)
+
+
+def test_every_case_is_named_by_both_its_refs() -> None:
+    from core.catalog import get_catalog
+
+    schema = PATH_PARAMETERS["case_id"].schema
+    for case in get_catalog().cases:
+        assert declared(schema, str(case.id)), case.id
+        assert declared(schema, case.slug), case.slug
+
+
+@given(st.from_regex(OUTPUT_FILE, fullmatch=True).filter(lambda f: len(f) <= 300))
+@settings(max_examples=200, deadline=None)
+def test_every_claimable_output_has_a_declared_output_id(file: str) -> None:
+    from core.reports import output_id
+
+    assert declared(PATH_PARAMETERS["output_id"].schema, output_id(file))
+
+
+@given(st.one_of(st.sampled_from([*(s.value for s in JobState), "completed", "done", " DRAFT", "DRAFT\n"]),
+                 st.text(max_size=12)))
+@settings(max_examples=200, deadline=None)
+def test_the_status_query_is_the_states_enum(document: dict[str, Any], value: str) -> None:
+    from core.jobs import _state_named
+
+    agrees(query_schema(document, "/job", "status"), _state_named)(value)
+
+
+@given(st.one_of(st.from_regex(CURSOR, fullmatch=True), st.text(max_size=30),
+                 st.sampled_from(["eyJ4IjoxfQ", "garbage", "a=", "a b", "%00"])))
+@settings(max_examples=300, deadline=None)
+def test_the_cursor_schema_is_what_refuses_as_malformed(document: dict[str, Any], value: str) -> None:
+    """A cursor the document allows is never 400: it is a page, or no such page (404)."""
+    from core.storage.jobs_table import decode_cursor
+
+    def shape_only(text: str) -> None:
+        with contextlib.suppress(NotFound):
+            decode_cursor(text)
+
+    if value:  # an empty value is no cursor at all (the host leaves it out)
+        agrees(query_schema(document, "/job", "cursor"), shape_only)(value)
+
+
+def test_a_real_cursor_is_declared(document: dict[str, Any]) -> None:
+    from core.storage.jobs_table import encode_cursor
+
+    cursor = encode_cursor({"PartitionKey": "1!20!MGE1YjgyNGUyY2YwOWMzOA--", "RowKey": "1!48!ODIwMzg0"})
+    assert cursor is not None
+    assert declared(query_schema(document, "/job", "cursor"), cursor)
+
+
+ODD_STATES = ["QUEUED", "draft", " done", "done\n", "\u00a0done", "\x1cdone", "runnıng", "ﬁnalizing", "Clean Up"]
+
+
+@given(st.one_of(st.from_regex(REPORTED_PATTERN, fullmatch=True), st.text(max_size=12), st.sampled_from(ODD_STATES)))
+@settings(max_examples=300, deadline=None)
+def test_the_reported_status_pattern_is_what_reports_take(value: str) -> None:
+    from core.reports import _state
+
+    schema = StatusReport.model_json_schema()["properties"]["status"]
+    try:
+        _state(value)
+    except InvalidBody:
+        taken = False
+    else:
+        taken = True
+    assert (re.fullmatch(schema["pattern"], value) is not None) == taken, repr(value)
+
+
+def test_a_new_job_names_a_case_of_the_catalog(document: dict[str, Any]) -> None:
+    from core.catalog import get_catalog
+
+    case_id = document["components"]["schemas"]["JobCreate"]["properties"]["case_id"]
+    assert case_id["enum"] == sorted(c.id for c in get_catalog().cases)
+
+
+def test_integers_in_bodies_take_what_json_schema_calls_an_integer() -> None:
+    """`integer` in JSON Schema is any number without a fraction: 2.0 is one, 2.5 and "2" are not."""
+    assert parse_body(JobCreate, {"case_id": 2.0, "job_title": "t"}).case_id == 2
+    assert parse_body(StatusReport, {"status": "FAILED", "exit_code": -3.0}).exit_code == -3
+    for bad in (2.5, "2", True, 1e300, float("inf")):
+        with pytest.raises(InvalidBody):
+            parse_body(JobCreate, {"case_id": bad, "job_title": "t"})
+
+
+@pytest.mark.parametrize(("page", "status"), [(1, 200), (MAX_PAGE, 200), (MAX_PAGE + 1, 400)])
+def test_the_page_bound_is_the_documented_one(call: Call, document: dict[str, Any], page: int, status: int) -> None:
+    assert query_schema(document, "/case", "page")["maximum"] == MAX_PAGE
+    assert call("list_cases", "http://localhost/case", params={"page": str(page)}).status_code == status
+
+
+def test_every_query_parameter_may_be_empty_as_the_host_drops_empty_values(document: dict[str, Any]) -> None:
+    for ops in document["paths"].values():
+        for op in ops.values():
+            assert all(p.get("allowEmptyValue") is True for p in op["parameters"] if p["in"] == "query")
+
+
+def test_every_link_names_an_operation_and_gives_all_its_path_parameters(document: dict[str, Any]) -> None:
+    operations = {op["operationId"]: (path, op) for path, ops in document["paths"].items() for op in ops.values()}
+    links = [(source, link) for _, op in operations.values() for code, answer in op["responses"].items()
+             for source, link in [(f"{op['operationId']} {code}", link) for link in answer.get("links", {}).values()]]
+    assert links
+    for source, link in links:
+        path, _ = operations[link["operationId"]]
+        assert set(link["parameters"]) == set(re.findall(r"\{(\w+)\}", path)), source
+        for expression in link["parameters"].values():
+            assert re.fullmatch(r"\$request\.path\.\w+|\$response\.body#(/\w+)+", expression), source
+
+
+def test_a_new_job_links_to_every_job_route(document: dict[str, Any]) -> None:
+    links = document["paths"]["/job"]["post"]["responses"]["201"]["links"]
+    job_routes = {op["operationId"] for path, ops in document["paths"].items() if path.startswith("/job/{job_id}")
+                  and path.count("{") == 1 for op in ops.values()}
+    assert {name for name, link in links.items() if link["parameters"] == {"job_id": "$response.body#/job_id"}} \
+        == job_routes

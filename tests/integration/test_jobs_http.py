@@ -182,17 +182,21 @@ def test_list_filters_by_status_and_case(gateway: Gateway, azurite: AzuriteFixtu
     smoothie = create(gateway, "filter").body["job_id"]
     set_status(azurite, gateway, smoothie, "COMPLETED")
     by_case = gateway.call("GET", "/job?case_id=1", user="filter").body
-    by_status = gateway.call("GET", "/job?status=completed", user="filter").body
+    by_status = gateway.call("GET", "/job?status=COMPLETED", user="filter").body
     assert [j["job_id"] for j in by_case] == [cavity]
     assert [j["job_id"] for j in by_status] == [smoothie]
-    bad = gateway.call("GET", "/job?status=SLEEPING", user="filter")
-    assert (bad.status, bad.body["errors"][0]["name"]) == (400, "status")
+    for name in ("SLEEPING", "completed", "done", " COMPLETED"):  # a state's name exactly, as the document's enum
+        bad = gateway.call("GET", f"/job?status={name.replace(' ', '%20')}", user="filter")
+        assert (bad.status, bad.body["errors"][0]["name"]) == (400, "status"), name
 
 
 def test_a_cursor_that_is_not_ours_is_refused(gateway: Gateway) -> None:
-    for cursor in ["garbage", "eyJ4IjoxfQ", "%00"]:
+    for cursor in ["%00", "a%20b", "eyJ4IjoxfQ=="]:  # not even base64url without padding: malformed
         reply = gateway.call("GET", f"/job?cursor={cursor}", user="martin")
         assert (reply.status, reply.body["errors"][0]["name"]) == (400, "cursor")
+    for cursor in ["garbage", "eyJ4IjoxfQ"]:  # shaped like a cursor (the document allows it), but no page of ours
+        reply = gateway.call("GET", f"/job?cursor={cursor}", user="martin")
+        assert (reply.status, reply.body["title"]) == (404, "Not found"), cursor
 
 
 def test_admins_may_list_everyone_and_others_may_not(gateway: Gateway) -> None:

@@ -84,6 +84,8 @@ def test_no_cursor_is_the_first_page(cursor: str | None) -> None:
 def test_cursors_round_trip_and_junk_is_refused() -> None:
     token = {"PartitionKey": "abc", "RowKey": "def"}
     assert decode_cursor(encode_cursor(token)) == token
-    for junk in ["!!!", "e30", encode_cursor({"Other": "x"}), encode_cursor({"RowKey": 5}), encode_cursor([1])]:
-        with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput):  # not even shaped like a cursor
+        decode_cursor("!!!")
+    for junk in ["e30", encode_cursor({"Other": "x"}), encode_cursor({"RowKey": 5}), encode_cursor([1])]:
+        with pytest.raises(NotFound):  # shaped like one, but no page of ours
             decode_cursor(junk)
