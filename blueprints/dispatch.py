@@ -1,5 +1,5 @@
 """The background functions: submit (or cancel) a job on its simulator, fail it when its message is poisoned, and
-reconcile silent jobs with their schedulers on a timer."""
+on a timer reconcile silent jobs with their schedulers and send again the messages a crash lost."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def dispatch_poisoned(msg: func.QueueMessage) -> None:
 @bp.function_name("reconcile_jobs")
 @bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, run_on_startup=False)
 async def reconcile_jobs(timer: func.TimerRequest) -> None:
-    """Ask the schedulers about active jobs that have gone silent, and settle the lost ones."""
+    """Ask the schedulers about active jobs that have gone silent and settle the lost ones; send again the dispatch or
+    the cancel of jobs whose message was lost."""
     from core import reconcile
 
     await reconcile.reconcile()

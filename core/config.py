@@ -36,6 +36,7 @@ class Settings:
     download_minutes: int  # lifetime of a download URL (read SAS)
     upload_minutes: int  # lifetime of a job's upload grant (renewed while the job finalizes)
     lost_after_minutes: int  # an active job silent this long is checked with its scheduler by the reconciler
+    resend_after_seconds: int  # an unclaimed SUBMITTED job (or a CANCELLING one) this old gets its message again
 
 
 def _path_or_url(value: str) -> str:
@@ -67,6 +68,7 @@ def get_settings() -> Settings:
         download_minutes=_minutes(env("SIMGATE_DOWNLOAD_MINUTES", "10")),
         upload_minutes=_minutes(env("SIMGATE_UPLOAD_MINUTES", "15")),
         lost_after_minutes=max(int(env("SIMGATE_LOST_AFTER_MINUTES", "15")), 0),
+        resend_after_seconds=max(int(env("SIMGATE_RESEND_AFTER_SECONDS", "300")), 1),
     )
 
 

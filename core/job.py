@@ -86,7 +86,7 @@ class Job:
     token_hash: str | None = None  # SHA-256 of the job token the simulator calls back with; the token is never stored
     dispatch_message: str | None = None  # the queue message that claimed the dispatch
     dispatch_error: str | None = None  # the last transient dispatch failure, for the poison handler's reason
-    checked_at: str | None = None  # when the reconciler last found it alive with its scheduler
+    checked_at: str | None = None  # when the reconciler last found it alive, or (SUBMITTED) re-sent its dispatch
     upload_expires: str | None = None  # when the job's upload grant ends (set once one has been given)
     etag: str | None = None
 

@@ -131,18 +131,25 @@ def update_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
 def run_job(caller: Principal, job_id: str) -> dict[str, Any]:
     """Submit a DRAFT job: check its values are complete, move it to SUBMITTED, and queue its dispatch.
 
-    The move is a conditional write, so of two concurrent calls one wins and the other gets 409: never two runs.
+    The move is a conditional write, so of two concurrent calls one wins and the other gets 409: never two runs. A
+    crash between the move and the message leaves the job SUBMITTED and unclaimed: the reconciler sends it again.
     """
-    from core.storage.queues import enqueue_dispatch
-
     job = change_job(job_id, lambda j: _submitted(j, caller), caller)
     try:
-        _outputs().create(job.job_id)  # the container the job's upload grant will be limited to
-        enqueue_dispatch(job.job_id)
+        queue_dispatch(job.job_id)
     except Unavailable:
         change_job(job_id, _back_to_draft)  # nothing will dispatch it: let the user try again
         raise
     return status_view(job)
+
+
+def queue_dispatch(job_id: str) -> None:
+    """Make a SUBMITTED job's outputs container and queue its dispatch (both idempotent): what a run does after its
+    state write, and what the reconciler does again for a job whose message was lost."""
+    from core.storage.queues import enqueue_dispatch
+
+    _outputs().create(job_id)  # the container the job's upload grant will be limited to
+    enqueue_dispatch(job_id)
 
 
 def _submitted(job: Job, caller: Principal) -> Job | None:

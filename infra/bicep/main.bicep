@@ -85,6 +85,10 @@ param reconcileSchedule string = '0 */5 * * * *'
 @minValue(0)
 param lostAfterMinutes int = 15
 
+@description('SIMGATE_RESEND_AFTER_SECONDS: a SUBMITTED job no dispatcher has claimed, or a CANCELLING one, waiting this long gets its queue message again from the reconciler (a message lost in a crash).')
+@minValue(1)
+param resendAfterSeconds int = 300
+
 @description('SIMGATE_CALLBACK_URL: the https URL simulators report to; the app\'s default host name unless set (e.g. a custom domain).')
 param callbackUrl string = ''
 
@@ -225,6 +229,7 @@ var appSettings = concat([
   { name: 'SIMGATE_UPLOAD_MINUTES', value: string(uploadMinutes) }
   { name: 'SIMGATE_RECONCILE_SCHEDULE', value: reconcileSchedule }
   { name: 'SIMGATE_LOST_AFTER_MINUTES', value: string(lostAfterMinutes) }
+  { name: 'SIMGATE_RESEND_AFTER_SECONDS', value: string(resendAfterSeconds) }
 ], sshKeySettings)
 
 // The targets' private keys: each the app setting a target's key_setting names, resolved from Key Vault.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from tests.infra import free_port
 pytestmark = [pytest.mark.azurite, pytest.mark.ssh]
 
 FINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+JOBS_TABLE = "jobs"
 
 
 class Stack:
@@ -57,7 +59,8 @@ class Stack:
         assert self.azurite is not None
         self.azurite.stop()
 
-    def start_host(self) -> None:
+    def start_host(self, launcher: tuple[str, ...] = ("devhost",), settings: dict[str, str] | None = None) -> None:
+        """Serve the app with `python -m <launcher> serve ...` (a crashing launcher takes its own options first)."""
         base = "https://127.0.0.1:{}/" + ACCOUNT
         env = {
             **os.environ,
@@ -69,17 +72,30 @@ class Stack:
             "SIMGATE_STORAGE_CA": str(self.cert), "SIMGATE_STORAGE_CREDENTIAL": "azurite",
             "AUTH_ISSUER": DEV_ISSUER, "AUTH_AUDIENCE": DEV_AUDIENCE, "AUTH_JWKS": str(self.folder / "jwks.json"),
             "SIMGATE_TARGETS": json.dumps({"local": self.target}), "SIMGATE_CALLBACK_URL": self.url,
-            "SIMGATE_RECONCILE_SCHEDULE": "0 0 0 1 1 *",
+            "SIMGATE_RECONCILE_SCHEDULE": "0 0 0 1 1 *", "SIMGATE_JOBS_TABLE": JOBS_TABLE,  # not the session's
+            **(settings or {}),
         }
         log = (self.folder / "devhost.log").open("ab")
         self.host = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "serve", "--port", str(self.port), "--no-azurite", "--no-simulator"],
+            [sys.executable, "-m", *launcher, "serve", "--port", str(self.port), "--no-azurite", "--no-simulator"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while call(self, "GET", "/case")[0] != 200:
             assert self.host.poll() is None, (self.folder / "devhost.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "devhost did not start"
             time.sleep(0.3)
+
+    def kill_host(self) -> None:
+        """SIGKILL the host process, as an operator's `kill -9`."""
+        assert self.host is not None
+        self.host.send_signal(signal.SIGKILL)
+        self.host.wait(timeout=20)
+
+    def kill_azurite(self) -> None:
+        """SIGKILL Azurite: it keeps only what it has saved to its data folder (it saves every few seconds)."""
+        assert self.azurite is not None
+        self.azurite.process.send_signal(signal.SIGKILL)
+        self.azurite.process.wait(timeout=20)
 
     def stop(self) -> None:
         if self.host is not None:

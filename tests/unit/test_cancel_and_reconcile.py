@@ -1,9 +1,10 @@
 """The pure rules of cancel and of the reconciler: which state a cancel moves a job to, how a job's own final report
-settles a cancel, and how a swept job ends."""
+settles a cancel, how a swept job ends, and which jobs get their queue message sent again."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from core.cancel import _cancelling, cancelled, settle_reported_end
 from core.errors import Conflict
 from core.job import Job
-from core.reconcile import _ended, _noted_alive
+from core.reconcile import _ended, _noted_alive, _resending, resend_due
 from core.states import JobState
 
 
@@ -94,3 +95,70 @@ def test_a_report_that_arrived_after_the_sweep_wins() -> None:
     assert noted is not None
     assert noted.checked_at is not None
     assert noted.updated_at == seen.updated_at  # a check is not a report: the job stays silent until it reports
+
+
+SUBMITTED_AT = datetime.fromisoformat("2026-01-01T00:00:00.000Z")
+AFTER = timedelta(minutes=5)
+
+
+def later(minutes: float) -> datetime:
+    return SUBMITTED_AT + timedelta(minutes=minutes)
+
+
+def stamp(minutes: float) -> str:
+    return later(minutes).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(("waiting", "changes", "minutes", "sent"), [
+    # A run whose dispatch message was lost: SUBMITTED, no dispatcher claimed it.
+    (JobState.SUBMITTED, {}, 5, "dispatch"),
+    (JobState.SUBMITTED, {}, 4.9, None),  # its message may still be in the queue, on its way
+    # Claimed: its own message is in the queue until the dispatch ends (the host is retrying it, or its lease runs
+    # out after its worker died, and it comes back): a second message could not dispatch it anyway.
+    (JobState.SUBMITTED, {"dispatch_message": "m1"}, 60, None),
+    (JobState.SUBMITTED, {"dispatch_message": "m1", "dispatch_error": "ssh: connection refused"}, 60, None),
+    # A cancel whose message was lost: CANCELLING, with a scheduler id to cancel.
+    (JobState.CANCELLING, {"scheduler_id": "7"}, 5, "cancel"),
+    (JobState.CANCELLING, {"scheduler_id": "7"}, 4.9, None),
+    (JobState.CANCELLING, {"scheduler_id": "7"}, 600, "cancel"),  # once per pass, for as long as it takes
+    (JobState.CANCELLING, {"dispatch_message": "m1"}, 60, None),  # its dispatcher stops it once submitted
+    # No message goes with these states.
+    (JobState.DRAFT, {}, 60, None),
+    (JobState.QUEUED, {"scheduler_id": "7"}, 60, None),
+    (JobState.RUNNING, {"scheduler_id": "7"}, 60, None),
+    (JobState.FINALIZING, {"scheduler_id": "7"}, 60, None),
+    (JobState.COMPLETED, {}, 60, None),
+    (JobState.CANCELLED, {}, 60, None),
+    (JobState.FAILED, {}, 60, None),
+])
+def test_which_jobs_get_their_message_sent_again(
+    waiting: JobState, changes: dict[str, Any], minutes: float, sent: str | None
+) -> None:
+    assert resend_due(job(waiting, **changes), later(minutes), AFTER) == sent
+
+
+def test_each_dispatch_sent_again_waits_as_long_as_the_job_had_waited() -> None:
+    """No storm for a job merely waiting in a long backlog: passes every five minutes for an hour send 4, not 12."""
+    waiting = job(JobState.SUBMITTED)
+    sent_at = []
+    for minutes in range(5, 61, 5):
+        if resend_due(waiting, later(minutes), AFTER) == "dispatch":
+            sent_at.append(minutes)
+            noted = _resending(waiting, waiting, stamp(minutes))
+            assert noted is not None
+            waiting = noted
+    assert sent_at == [5, 10, 20, 40]
+    assert waiting.updated_at == job(JobState.SUBMITTED).updated_at  # a re-send is not a report
+
+
+@pytest.mark.parametrize("meanwhile", [
+    {"dispatch_message": "m1"},  # a dispatcher claimed it after the sweep read it
+    {"status": JobState.CANCELLED},  # cancelled before any dispatcher took it
+    {"checked_at": "2026-01-01T00:05:00.000Z"},  # another pass sent it again already
+])
+def test_a_job_that_changed_since_the_sweep_gets_no_message(meanwhile: dict[str, Any]) -> None:
+    seen = job(JobState.SUBMITTED)
+    assert _resending(replace(seen, **meanwhile), seen, stamp(5)) is None
+    noted = _resending(seen, seen, stamp(5))
+    assert noted is not None
+    assert noted.checked_at == stamp(5)
