@@ -125,6 +125,7 @@ def port(monkeypatch: pytest.MonkeyPatch) -> Iterator[Port]:
         job, TARGET, get_scheduler("direct"), f"{TARGET.base_dir}/{job.job_id}"))
     monkeypatch.setenv("SIMGATE_RESEND_AFTER_SECONDS", "300")
     monkeypatch.setenv("SIMGATE_LOST_AFTER_MINUTES", "15")
+    monkeypatch.setenv("SIMGATE_CALLBACK_URL", "http://127.0.0.1:7071")  # where the wrapper reports (loopback)
     get_settings.cache_clear()
     yield seen
     get_settings.cache_clear()
