@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_seed_story import shot, sign_in
+from tests.browser.test_seed_story import USER, shot, sign_in
 from tests.integration.conftest import Gateway
 
 pytestmark = [pytest.mark.browser, pytest.mark.azurite]
 
-USER = "martin"
 CAVITY_TITLE = "Lid-driven cavity (icoFoam)"
 NOTE = "This case needs OpenFOAM, which its simulator does not provide."
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from tests.integration.test_report_runs import CRASHING_MODEL
 
 pytestmark = [pytest.mark.browser, pytest.mark.azurite]
 
-USER = "martin"
+# Martin, the seed's user; one of this session's own, so that jobs other test folders leave (theirs are "martin"'s
+# too, some called "Test 1") are never in his list.
+USER = f"martin.{secrets.token_hex(3)}"
 JOB_DONE = 120_000  # ms: a coarse two-second smoothie takes a few seconds; dispatch and polling add a few more
 ALL_LABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
     .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')

@@ -231,7 +231,8 @@ def download_csv(gateway: Gateway, azurite: AzuriteFixture, job_id: str, output:
     with urllib.request.urlopen(grant["url"], context=context, timeout=30) as resp:  # no Authorization header
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "text/csv"
-        assert resp.headers["Content-Disposition"] == f'attachment; filename="{story.csv}"'
+        saved_as = f"attachment; filename=\"{story.csv}\"; filename*=UTF-8''{story.csv}"
+        assert resp.headers["Content-Disposition"] == saved_as
         data = resp.read()
     assert len(data) == output["size"]
     text = data.decode("utf-8")

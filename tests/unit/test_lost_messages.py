@@ -88,6 +88,9 @@ class WorkerDied(Exception):
 
 @pytest.fixture
 def port(monkeypatch: pytest.MonkeyPatch) -> Iterator[Port]:
+    # Each test's own "now": the states the code writes are stamped with the real time, which must not have run
+    # ahead of NOW (a whole suite can run for minutes after this module is imported).
+    monkeypatch.setitem(globals(), "NOW", datetime.now(UTC))
     import core.storage.jobs_table
     import core.storage.outputs
     import core.storage.queues
