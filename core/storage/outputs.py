@@ -136,7 +136,9 @@ class JobOutputs:
 
     def promote(self, job_id: str, copies: dict[str, StoredBlob]) -> None:
         """Copy uploaded blobs (value) into the output container under their new names (key), server-side, each
-        exactly as listed: one that changed since is `Unavailable` (report again)."""
+        exactly as listed: one that changed or went since is `Unavailable` (report again)."""
+        if not copies:
+            return
         with ThreadPoolExecutor(min(COPY_THREADS, max(len(copies), 1))) as pool:
             for done in [pool.submit(self._copy, job_id, source, name) for name, source in copies.items()]:
                 done.result()
@@ -151,7 +153,7 @@ class JobOutputs:
                                                source_match_condition=MatchConditions.IfNotModified)
                 else:
                     self._copy_blocks(job_id, source, url, target)
-        except ResourceModifiedError:
+        except (ResourceModifiedError, ResourceNotFoundError):  # rewritten, or the job ended meanwhile
             raise Unavailable(f"{source.name} changed while it was being recorded") from None
 
     def _copy_blocks(self, job_id: str, source: StoredBlob, url: str, target: BlobClient) -> None:

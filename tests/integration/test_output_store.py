@@ -61,6 +61,16 @@ def test_a_source_changed_since_it_was_listed_is_refused(store: tuple[JobOutputs
     assert "r1/a.csv" not in {b.name for b in service.get_container_client(container_of(job_id)).list_blobs()}
 
 
+def test_a_source_gone_since_it_was_listed_is_refused(store: tuple[JobOutputs, BlobServiceClient, str]) -> None:
+    outputs, service, job_id = store
+    upload(service, job_id, "a.csv", b"1\n")
+    listed = outputs.uploaded(job_id)["a.csv"]
+    outputs.close_uploads(job_id)  # the job ended meanwhile (another report)
+    with pytest.raises(Unavailable):
+        outputs.promote(job_id, {"r1/a.csv": listed})
+    outputs.promote(job_id, {})  # nothing to copy: nothing happens
+
+
 def test_large_blobs_are_copied_as_blocks(store: tuple[JobOutputs, BlobServiceClient, str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     outputs, service, job_id = store
