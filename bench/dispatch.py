@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import get_settings
-from core.job import Change, Job, new_job_id, now_iso
+from core.records import Change, Job, new_job_id, now_iso
 from core.states import JobState
 from devhost.azurite import start_private_azurite
 
@@ -66,7 +66,7 @@ async def dispatch_all(ids: list[str], fresh: bool, batch: int) -> tuple[float, 
 
 def check_queued(ids: list[str]) -> int:
     """How many of `ids` are QUEUED with a scheduler id (every one should be)."""
-    from core.jobs import read_job
+    from core.job_operations import read_job
 
     return sum(1 for i in ids if (j := read_job(i)).status is JobState.QUEUED and j.scheduler_id)
 

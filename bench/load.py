@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stack import local_stack
-from core.job import Job
+from core.records import Job
 from core.states import JobState
 from devhost.tokens import mint
 
@@ -103,8 +103,8 @@ def user_loop(client: Client, stop: threading.Event, rng: random.Random) -> None
 
 def simulator_loop(url: str, stats: Stats, user: Client, stop: threading.Event, ca: Path) -> None:
     """A job's simulator, over and over: the reports of a whole run, an upload, and the download URL after."""
-    from core.job import hash_token
-    from core.jobs import change_job
+    from core.job_operations import change_job
+    from core.records import hash_token
     from core.storage.outputs import job_outputs
 
     context = ssl.create_default_context(cafile=str(ca))

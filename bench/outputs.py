@@ -28,7 +28,7 @@ from typing import Any
 
 from bench.stack import local_stack
 from bench.storage_calls import Client
-from core.job import Job
+from core.records import Job
 from core.states import JobState
 from devhost.azurite import ACCOUNT, AzuriteProcess, client_kwargs
 
@@ -54,8 +54,8 @@ class Simulator:
 
 def queued_job(client: Client) -> Simulator:
     """A smoothie job QUEUED with a token and its container, as the dispatcher leaves it."""
-    from core.job import hash_token
-    from core.jobs import change_job
+    from core.job_operations import change_job
+    from core.records import hash_token
     from core.storage.outputs import job_outputs
 
     _, job, _ = client.call("POST", "/job", "bencher", {"case_id": 2, "job_title": "bench"})

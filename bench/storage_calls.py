@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stack import local_stack
-from core.job import Change, Job, new_job_id, now_iso
+from core.records import Change, Job, new_job_id, now_iso
 from core.states import JobState
 from core.storage import observe_requests
 from devhost.tokens import mint

@@ -14,7 +14,7 @@ from blueprints._http import (
     query_opt_int,
     query_text,
 )
-from core import jobs
+from core import job_operations as jobs
 from core.auth import Principal, authenticate
 from core.errors import InvalidInput
 from core.limits import MAX_CASE_ID, MAX_CURSOR, MAX_PER_PAGE

@@ -18,8 +18,8 @@ from typing import Any
 
 from core.auth import Principal
 from core.errors import Conflict, Unavailable
-from core.job import Job, advanced, status_view
-from core.jobs import change_job
+from core.job_operations import change_job
+from core.records import Job, advanced, status_view
 from core.states import JobState
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ async def stop(job_id: str) -> None:
     A job still being dispatched (no scheduler id yet) is left to the dispatcher, which stops it once submitted.
     """
     from core.dispatch import plan_for, remote_states, store
-    from core.jobs import read_job
+    from core.job_operations import read_job
     from core.ssh import pool
 
     job = await store(read_job, job_id)

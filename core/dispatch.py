@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 from core.catalog import get_catalog
 from core.config import APP_ROOT, get_settings
 from core.errors import CatalogError, DispatchRefused, GatewayError, Unavailable
-from core.job import Job, advanced, hash_token, split_job_id
-from core.jobs import change_job, read_job
+from core.job_operations import change_job, read_job
+from core.records import Job, advanced, hash_token, split_job_id
 from core.render import render_case
 from core.schedulers import get_scheduler
 from core.schedulers.base import RemoteState, Scheduler, Submission

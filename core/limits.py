@@ -1,5 +1,5 @@
 """What the HTTP routes take in their paths and queries, in one place: the routes enforce it and the OpenAPI
-document (`core.api`) declares it, so the two cannot drift apart.
+document (`core.views`) declares it, so the two cannot drift apart.
 
 Standard library only: the blueprints import it at cold start, before any pydantic model is built.
 """

@@ -1,9 +1,9 @@
-"""The OpenAPI 3.1 document, generated from the app's HTTP functions and the models of `core.api`.
+"""The OpenAPI 3.1 document, generated from the app's HTTP functions and the models of `core.views`.
 
 Paths, methods, path parameters and summaries come from the function metadata (route templates and docstrings),
 bodies and responses from the pydantic models, so the document cannot be edited apart from the code; a test checks
 that the two describe the same routes. Path and query parameters are declared as exactly as the code checks them
-(`core.api`), and the catalog's case ids are the `case_id`s a new job may name.
+(`core.views`), and the catalog's case ids are the `case_id`s a new job may name.
 
 Each success response links (OpenAPI `links`) to the operations its body, or the request's own path, gives every
 path parameter of: `POST /job`'s `job_id` to the job routes, a job's `case_id` to its case, a download's job to
@@ -19,8 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from core.api import OPERATIONS, PATH_PARAMETERS, Answer, Operation, Problem
-from core.job_requests import JobCreate
+from core.bodies import JobCreate
+from core.views import OPERATIONS, PATH_PARAMETERS, Answer, Operation, Problem
 
 PATH_PARAM = re.compile(r"\{(\w+)\}")
 PROBLEM = "application/problem+json"

@@ -11,8 +11,8 @@ from typing import Any
 from core.auth import Principal
 from core.config import get_settings
 from core.errors import NotFound
-from core.job import Output, iso_time
-from core.jobs import readable_job
+from core.job_operations import readable_job
+from core.records import Output, iso_time
 
 
 def list_outputs(caller: Principal, job_id: str) -> list[dict[str, Any]]:

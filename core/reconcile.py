@@ -17,7 +17,7 @@ the outbox, and this pass is its relay: a SUBMITTED job that no dispatcher has c
 still wants its dispatch, and a CANCELLING job with a scheduler id still wants its cancel.
 
 - An unclaimed SUBMITTED job gets its dispatch again once it has waited RESEND_AFTER since it was submitted, with
-  its outputs container (`core.jobs.queue_dispatch`, the run's own two steps). The re-send is noted on the job
+  its outputs container (`core.job_operations.queue_dispatch`, the run's own two steps). The re-send is noted on the job
   (`checked_at`, a conditional write made before the message, so a job claimed meanwhile gets none), and the next
   one waits at least as long as the job had already waited: gaps of R, R, 2R, 4R... A queue with a long backlog
   thus gets a few extra messages per job, not one per job per pass.
@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING
 
 from core.config import get_settings
 from core.errors import GatewayError
-from core.job import Job, advanced, iso_time, now_iso
-from core.jobs import change_job, queue_dispatch
+from core.job_operations import change_job, queue_dispatch
+from core.records import Job, advanced, iso_time, now_iso
 from core.schedulers.base import RemoteState
 from core.states import JobState
 

@@ -27,14 +27,14 @@ from core.auth import bearer_token
 from core.cancel import settle_reported_end
 from core.config import get_settings
 from core.errors import Conflict, FieldProblem, InvalidBody, NotFound, Unauthenticated
-from core.job import Job, Output, advanced, hash_token, iso_time, status_view
-from core.jobs import change_job, read_job
+from core.job_operations import change_job, read_job
+from core.records import Job, Output, advanced, hash_token, iso_time, status_view
 from core.states import TERMINAL, JobState, parse_state
 
 if TYPE_CHECKING:
+    from core.bodies import OutputClaim, StatusReport
     from core.cases import Case
     from core.cases import Output as OutputSpec
-    from core.job_requests import OutputClaim, StatusReport
     from core.storage.outputs import JobOutputs, StoredBlob
 
 REPORTER = "simulator"
@@ -47,7 +47,7 @@ REASON_LENGTH = 300  # characters of a reason: one line a user reads in a list; 
 def report_status(job_id: str, authorization: str | None, body: Callable[[], Any]) -> dict[str, Any]:
     """Apply one report (`body` reads it, once the token is known good); the job's status view, with the upload
     grant when the job is FINALIZING."""
-    from core.job_requests import StatusReport, parse_body
+    from core.bodies import StatusReport, parse_body
 
     token = bearer_token(authorization)
     job = _authorised(job_id, token)

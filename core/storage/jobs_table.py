@@ -1,6 +1,6 @@
 """Jobs in Azure Table Storage: one entity per job, every write conditional on its ETag.
 
-PartitionKey is the owner key and RowKey the rest of the job id (see `core.job`), so a job read is one point read
+PartitionKey is the owner key and RowKey the rest of the job id (see `core.records`), so a job read is one point read
 and a page of a caller's jobs is one partition query in row-key order (newest first).
 """
 
@@ -22,8 +22,8 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from core.config import Settings, get_settings
 from core.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound, Unavailable
-from core.job import Change, Job, Output, split_job_id
 from core.limits import CURSOR
+from core.records import Change, Job, Output, split_job_id
 from core.states import JobState
 from core.storage import client_options, managed_identity, uses_key
 

@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blueprints.openapi import describe, http_functions
-from core.api import OPERATIONS, PATH_PARAMETERS, CaseDetail, CaseHeader, JobDetail, JobHeader, JobStatusView
+from core.bodies import OUTPUT_FILE, JobCreate, StatusReport, parse_body
 from core.errors import InvalidBody, InvalidInput, NotFound
-from core.job import JOB_ID, split_job_id
-from core.job_requests import OUTPUT_FILE, JobCreate, StatusReport, parse_body
 from core.limits import CASE_REF, CURSOR, MAX_PAGE
+from core.records import JOB_ID, split_job_id
 from core.states import REPORTED_PATTERN, JobState
+from core.views import OPERATIONS, PATH_PARAMETERS, CaseDetail, CaseHeader, JobDetail, JobHeader, JobStatusView
 from tests.functions.conftest import Call, body_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,8 +96,8 @@ def test_case_views_match_their_models(call: Call) -> None:
 
 def test_job_views_match_their_models() -> None:
     from core.catalog import get_catalog
-    from core.job import Change, Job, Output, header, status_view
-    from core.jobs import detail
+    from core.job_operations import detail
+    from core.records import Change, Job, Output, header, status_view
     from core.states import JobState
 
     job = Job(job_id="0123456789abcdef-8765432109876-abcdef", owner="o", owner_name="o", case_id=2, title="t",
@@ -235,7 +235,7 @@ def test_every_claimable_output_has_a_declared_output_id(file: str) -> None:
                  st.text(max_size=12)))
 @settings(max_examples=200, deadline=None)
 def test_the_status_query_is_the_states_enum(document: dict[str, Any], value: str) -> None:
-    from core.jobs import _state_named
+    from core.job_operations import _state_named
 
     agrees(query_schema(document, "/job", "status"), _state_named)(value)
 

@@ -135,7 +135,7 @@ def stored(stack: Stack, job_id: str) -> dict[str, Any]:
     """The job's record as storage holds it while no host runs, read straight from the table."""
     from azure.data.tables import TableClient
 
-    from core.job import split_job_id
+    from core.records import split_job_id
     from devhost.azurite import connection_string
 
     with TableClient.from_connection_string(connection_string(stack.ports), JOBS_TABLE,

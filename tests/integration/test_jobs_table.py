@@ -8,7 +8,7 @@ import pytest
 
 from core.config import get_settings
 from core.errors import ConcurrencyConflict, InvalidInput, NotFound
-from core.job import Change, Job, new_job_id, now_iso
+from core.records import Change, Job, new_job_id, now_iso
 from core.states import JobState
 from core.storage.jobs_table import JobsTable, decode_cursor, encode_cursor, make_client
 from tests.conftest import AzuriteFixture
@@ -66,7 +66,7 @@ def test_missing_jobs_are_not_found(table: JobsTable) -> None:
 def test_pages_walk_a_partition_newest_first(table: JobsTable) -> None:
     made = [table.insert(a_job("pager", f"j{i}")).job_id for i in range(5)]
     seen, cursor = [], None
-    from core.job import owner_key
+    from core.records import owner_key
 
     while True:
         jobs, cursor = table.page("PartitionKey eq @pk", {"pk": owner_key("pager")}, 2, cursor)

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from core.job import Job
-from core.jobs import change_job
+from core.job_operations import change_job
 from core.reconcile import Sweep, reconcile
+from core.records import Job
 from core.states import JobState
 from tests.integration.conftest import Gateway
 from tests.integration.test_dispatch import run, settle, wait_for

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from core.job import Job, hash_token
-from core.jobs import change_job, read_job
+from core.job_operations import change_job, read_job
+from core.records import Job, hash_token
 from core.states import JobState
 from tests.conftest import AzuriteFixture
 from tests.integration.conftest import Gateway, Reply

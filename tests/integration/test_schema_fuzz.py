@@ -40,11 +40,11 @@ from schemathesis.generation.feedback import FeedbackSources
 from schemathesis.generation.overrides import Override
 from schemathesis.schemas import ParameterLocation
 
-from core.api import OPERATIONS
 from core.errors import NotFound
-from core.job import JOB_ID, Job, hash_token, owner_key
-from core.jobs import change_job
+from core.job_operations import change_job
+from core.records import JOB_ID, Job, hash_token, owner_key
 from core.states import JobState
+from core.views import OPERATIONS
 from tests.conftest import ROOT
 from tests.integration.conftest import Gateway
 

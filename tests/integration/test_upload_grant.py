@@ -18,8 +18,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from core.job import iso_time
-from core.jobs import change_job, read_job
+from core.job_operations import change_job, read_job
+from core.records import iso_time
 from tests.conftest import AzuriteFixture
 from tests.integration.conftest import Gateway
 from tests.integration.test_reports import CSV, TOKENS, finish, https, put_blob, queued_job, report
@@ -142,7 +142,7 @@ def test_the_grant_is_dead_once_the_job_has_ended(gateway: Gateway, azurite: Azu
 def test_the_grant_dies_with_the_job_however_it_ends(gateway: Gateway, azurite: AzuriteFixture) -> None:
     """Ended by the reconciler (lost) or by a confirmed cancel, not by a report: the upload container goes too."""
     from core.cancel import cancelled
-    from core.job import advanced
+    from core.records import advanced
     from core.states import JobState
 
     lost, _, lost_grant = finalizing(gateway)

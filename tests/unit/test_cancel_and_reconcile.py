@@ -11,8 +11,8 @@ import pytest
 
 from core.cancel import _cancelling, cancelled, settle_reported_end
 from core.errors import Conflict
-from core.job import Job
 from core.reconcile import _ended, _noted_alive, _resending, resend_due
+from core.records import Job
 from core.states import JobState
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from core.dispatch import REMOVE_FOLDER, SUBMIT_ONCE, JobFile, _archive, callback_base
 from core.errors import CatalogError, DispatchRefused
-from core.job import Job, advanced
+from core.records import Job, advanced
 from core.states import JobState, advances, parse_state
 from core.targets import parse_targets
 

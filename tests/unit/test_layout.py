@@ -89,5 +89,5 @@ def test_no_account_key_signs_anything_in_the_app() -> None:
 def test_the_http_paths_never_reach_the_ssh_or_template_modules() -> None:
     """Status reports, outputs and the job routes run in HTTP workers: SSH and templates belong to dispatch."""
     worker_only = {"core.dispatch", "core.ssh", "core.render", "asyncssh", "jinja2"}
-    for module in ("core/reports.py", "core/outputs.py", "core/jobs.py", "core/auth.py", "core/job.py"):
+    for module in ("core/reports.py", "core/outputs.py", "core/job_operations.py", "core/auth.py", "core/records.py"):
         assert imports_of(ROOT / module) & worker_only == set(), module

@@ -21,8 +21,8 @@ import pytest
 from core import dispatch
 from core.config import get_settings
 from core.errors import ConcurrencyConflict, NotFound
-from core.job import Job, iso_time
 from core.reconcile import SWEPT, WAITING, Sweep, reconcile
+from core.records import Job, iso_time
 from core.schedulers import get_scheduler
 from core.ssh import CommandResult
 from core.states import JobState

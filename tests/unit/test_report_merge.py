@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from core.bodies import StatusReport, parse_body
 from core.config import _blob_service_url, _minutes, get_settings
 from core.errors import Conflict, InvalidBody, Unauthenticated, Unavailable
-from core.job import Job, Output, hash_token, iso_time
-from core.job_requests import StatusReport, parse_body
+from core.records import Job, Output, hash_token, iso_time
 from core.reports import RENEW_WITHIN, _bounded, _merged, _reason, _state, output_id
 from core.states import JobState
 from core.storage.azurite import AzuriteCredential

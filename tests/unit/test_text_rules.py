@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from core.bodies import JobCreate, JobPatch, parse_body
 from core.cases import Case
 from core.errors import InvalidBody, InvalidValues
-from core.job_requests import JobCreate, JobPatch, parse_body
 from core.openapi import HttpFunction, document
 from core.values import check_values
 

@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 import pytest
 
+from core.bodies import MAX_OUTPUTS, OUTPUT_FILE, StatusReport, parse_body
 from core.cases import LOG_OUTPUTS
-from core.job_requests import MAX_OUTPUTS, OUTPUT_FILE, StatusReport, parse_body
 from tests.infra import load_wrapper
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -31,7 +31,7 @@ from core.errors import (
     NotFound,
     Unavailable,
 )
-from core.job import Change, Job, advanced, header, new_job_id, now_iso, owner_key, split_job_id, status_view
+from core.records import Change, Job, advanced, header, new_job_id, now_iso, owner_key, split_job_id, status_view
 from core.states import JobState
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _case(case_id: int) -> Case:
 
 def create_job(caller: Principal, body: Any) -> dict[str, Any]:
     """A new DRAFT job owned by the caller, of an existing case."""
-    from core.job_requests import JobCreate, parse_body
+    from core.bodies import JobCreate, parse_body
 
     request = parse_body(JobCreate, body)
     if request.user is not None and request.user not in (caller.name, caller.user_id):
@@ -85,7 +85,7 @@ def create_job(caller: Principal, body: Any) -> dict[str, Any]:
 
 def copy_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
     """A new DRAFT of the caller's with the same case and values as `job_id` (any state): the rerun."""
-    from core.job_requests import JobCopy, parse_body
+    from core.bodies import JobCopy, parse_body
 
     request = parse_body(JobCopy, body)
     source = owned_job(caller, job_id)
@@ -105,7 +105,7 @@ def _copy_title(title: str) -> str:
 
 def update_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
     """Set the title, description or values of a DRAFT job; values are checked against the case's specs."""
-    from core.job_requests import JobPatch, parse_body
+    from core.bodies import JobPatch, parse_body
     from core.values import check_values
 
     request = parse_body(JobPatch, body)

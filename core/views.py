@@ -1,7 +1,7 @@
 """The HTTP contract as data: the shape of every response, and what each function takes and answers.
 
 `core.openapi` turns this, with the app's function metadata (routes, methods, docstrings), into the OpenAPI
-document served at `/openapi.json`. Request bodies are the models the routes parse (`core.job_requests`); the
+document served at `/openapi.json`. Request bodies are the models the routes parse (`core.bodies`); the
 response models here are checked against what the routes really answer by the schema-fuzzing tests.
 """
 
@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.bodies import OUTPUT_FILE, JobCopy, JobCreate, JobPatch, StatusReport
 from core.cases import Node, Resources
-from core.job import JOB_ID
-from core.job_requests import OUTPUT_FILE, JobCopy, JobCreate, JobPatch, StatusReport
 from core.limits import CASE_REF, CURSOR, MAX_CASE_ID, MAX_CURSOR, MAX_PAGE, MAX_PER_PAGE
+from core.records import JOB_ID
 from core.states import JobState
 
 
@@ -191,7 +191,7 @@ class PathParameter:
 
 
 PATH_PARAMETERS: dict[str, PathParameter] = {
-    # `core.job.JOB_ID`: <owner key>-<inverted time>-<random>, 37 characters.
+    # `core.records.JOB_ID`: <owner key>-<inverted time>-<random>, 37 characters.
     "job_id": PathParameter({"type": "string", "pattern": JOB_ID.pattern, "minLength": 37, "maxLength": 37},
                             "the job's id, as `POST /job` answered it", ("job_id",)),
     # `id` is a case's own id in CaseHeader and CaseDetail, the only views with an `id`.
