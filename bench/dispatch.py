@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.config import get_settings
 from core.records import Change, Job, new_job_id, now_iso
+from core.services import reset_services
 from core.states import JobState
 from devhost.azurite import start_private_azurite
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def seed(count: int) -> list[str]:
     """Store `count` SUBMITTED smoothie jobs; their ids."""
-    from core.storage.jobs_table import jobs_table
+    from core.services import services
 
     now = now_iso()
     ids = []
@@ -38,7 +38,7 @@ def seed(count: int) -> list[str]:
         job = Job(job_id=new_job_id("bench"), owner="bench", owner_name="bench", case_id=2, title=f"bench {i}",
                   description="", status=JobState.SUBMITTED, created_at=now, updated_at=now,
                   history=(Change(JobState.SUBMITTED, now, "bench"),))
-        ids.append(jobs_table().insert(job).job_id)
+        ids.append(services().jobs.insert(job).job_id)
     return ids
 
 
@@ -66,7 +66,7 @@ async def dispatch_all(ids: list[str], fresh: bool, batch: int) -> tuple[float, 
 
 def check_queued(ids: list[str]) -> int:
     """How many of `ids` are QUEUED with a scheduler id (every one should be)."""
-    from core.job_operations import read_job
+    from core.job_store import read_job
 
     return sum(1 for i in ids if (j := read_job(i)).status is JobState.QUEUED and j.scheduler_id)
 
@@ -97,7 +97,7 @@ def main() -> None:
                                "SIMGATE_STORAGE_CA": str(azurite.ca_path), "SIMGATE_JOBS_TABLE": "benchjobs",
                                "SIMGATE_TARGETS": json.dumps({"local": target}),
                                "SIMGATE_CALLBACK_URL": "http://127.0.0.1:7071"})
-            get_settings.cache_clear()
+            reset_services()
             for batch in sorted({1, args.batch}):
                 measure(args.jobs, batch, type(login).__name__)
         finally:

@@ -103,9 +103,9 @@ def user_loop(client: Client, stop: threading.Event, rng: random.Random) -> None
 
 def simulator_loop(url: str, stats: Stats, user: Client, stop: threading.Event, ca: Path) -> None:
     """A job's simulator, over and over: the reports of a whole run, an upload, and the download URL after."""
-    from core.job_operations import change_job
+    from core.job_store import change_job
     from core.records import hash_token
-    from core.storage.outputs import job_outputs
+    from core.services import services
 
     context = ssl.create_default_context(cafile=str(ca))
     while not stop.is_set():
@@ -118,7 +118,7 @@ def simulator_loop(url: str, stats: Stats, user: Client, stop: threading.Event, 
             return replace(current, status=JobState.QUEUED, token_hash=hash_token(token), scheduler_id="1")
 
         change_job(job_id, dispatched)  # what the dispatcher does, without a real submission
-        job_outputs().create(job_id)
+        services().outputs.create(job_id)
         with stats.lock:
             stats.run_jobs.append(job_id)
         simulator = Client(url, stats, f"Bearer {token}")

@@ -54,9 +54,9 @@ class Simulator:
 
 def queued_job(client: Client) -> Simulator:
     """A smoothie job QUEUED with a token and its container, as the dispatcher leaves it."""
-    from core.job_operations import change_job
+    from core.job_store import change_job
     from core.records import hash_token
-    from core.storage.outputs import job_outputs
+    from core.services import services
 
     _, job, _ = client.call("POST", "/job", "bencher", {"case_id": 2, "job_title": "bench"})
     token = secrets.token_urlsafe(32)
@@ -65,7 +65,7 @@ def queued_job(client: Client) -> Simulator:
         return replace(current, status=JobState.QUEUED, token_hash=hash_token(token))
 
     change_job(job["job_id"], dispatched)
-    job_outputs().create(job["job_id"])
+    services().outputs.create(job["job_id"])
     return Simulator(client, job["job_id"], token)
 
 

@@ -39,9 +39,9 @@ def local_stack(folder: Path, *, queues: bool = False, settings: dict[str, str] 
                      queues=queues, timers=False) as host:
             url = host.url.rstrip("/")
             os.environ["SIMGATE_CALLBACK_URL"] = url  # known once the host listens
-            from core.config import get_settings
+            from core.services import reset_services
 
-            get_settings.cache_clear()
+            reset_services()
             yield Stack(url, folder / "key.pem", azurite)
     finally:
         azurite.stop()

@@ -115,9 +115,12 @@ def run(client: Client, args: argparse.Namespace) -> None:
     print("storage requests per call (counted at the SDK's HTTP pipeline):")
     for route, requests in count_routes(client):
         print(f"  {route:<28} {requests}")
-    from core.storage.jobs_table import jobs_table
+    from core.services import services
+    from core.storage.jobs_table import JobsTable
 
-    table = jobs_table()._client
+    jobs = services().jobs
+    assert isinstance(jobs, JobsTable)
+    table = jobs._client
     started = time.perf_counter()
     seed(table, "small-user", args.small)
     seed(table, "big-user", args.big)

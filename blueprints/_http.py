@@ -19,7 +19,6 @@ from urllib.parse import quote, urlencode
 
 import azure.functions as func
 
-from core.config import get_settings
 from core.errors import (
     ConcurrencyConflict,
     Conflict,
@@ -35,6 +34,7 @@ from core.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from core.services import get_settings
 
 log = logging.getLogger(__name__)
 

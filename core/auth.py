@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import get_settings
 from core.errors import Unauthenticated, Unavailable
+from core.services import get_settings, services
 
 ALGORITHMS = ["RS256"]  # never "none", never HMAC: the key set holds public keys only
 
@@ -108,10 +108,10 @@ def _signing_key(token: str) -> Any:
     import jwt
 
     kid = jwt.get_unverified_header(token).get("kid")
-    return _KEYS.find(get_settings().auth_jwks, kid)
+    return services().keys.find(get_settings().auth_jwks, kid)
 
 
-class _KeyCache:
+class KeyCache:
     """The provider's key set, fetched once per worker and again (at most every few minutes) for a new `kid`."""
 
     REFETCH_AFTER_SECONDS = 300.0
@@ -156,5 +156,3 @@ def _fetch(source: str) -> list[Any]:
     except (OSError, ValueError, jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:
         raise Unavailable(f"the identity provider's key set cannot be read: {exc}") from exc
 
-
-_KEYS = _KeyCache()

@@ -16,6 +16,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.jobfolder import STDERR_LOG, STDOUT_LOG
+
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 WALLTIME_PATTERN = r"^\d{1,3}:[0-5]\d:[0-5]\d$"
@@ -225,8 +227,8 @@ class Output(_Strict):
 
 # The wrapper captures the entry script's stdout and stderr in these files and uploads them with every job.
 LOG_OUTPUTS = {
-    "stdout": Output(name="stdout", glob="simgate-stdout.log", label="Job output log", content_type="text/plain"),
-    "stderr": Output(name="stderr", glob="simgate-stderr.log", label="Job error log", content_type="text/plain"),
+    "stdout": Output(name="stdout", glob=STDOUT_LOG, label="Job output log", content_type="text/plain"),
+    "stderr": Output(name="stderr", glob=STDERR_LOG, label="Job error log", content_type="text/plain"),
 }
 
 

@@ -8,9 +8,7 @@ from the targets setting, which is also read once per worker: still no storage r
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +18,11 @@ from pydantic import ValidationError
 
 from core.cases import Case, Group, Node, field_path, requirement_label
 from core.errors import CatalogError, NotFound
+from core.services import services
 from core.targets import Target, get_targets
 
 log = logging.getLogger(__name__)
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 CASE_FILE = "case.yaml"
 
 
@@ -92,10 +90,9 @@ def _check_catalog(root: Path, cases: list[Case]) -> None:
             raise CatalogError(f"{root}: case {key}s must be unique; repeated: {repeated}")
 
 
-@functools.cache
 def get_catalog() -> Catalog:
-    """The worker's catalog, loaded on first use from `SIMGATE_CASES_DIR` or the packaged `cases/`."""
-    return load_catalog(Path(os.environ.get("SIMGATE_CASES_DIR") or CASES_DIR))
+    """The worker's catalog (`services().catalog`), loaded on first use from `SIMGATE_CASES_DIR` or `cases/`."""
+    return services().catalog
 
 
 def unavailable_note(case: Case, targets: Mapping[str, Target]) -> str | None:

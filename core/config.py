@@ -1,8 +1,8 @@
-"""Settings, read once per worker from the environment (app settings in Azure, local.settings.json locally)."""
+"""Settings, read from the environment (app settings in Azure, local.settings.json locally); `core.services` reads
+them once per worker and holds them."""
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +37,8 @@ class Settings:
     upload_minutes: int  # lifetime of a job's upload grant (renewed while the job finalizes)
     lost_after_minutes: int  # an active job silent this long is checked with its scheduler by the reconciler
     resend_after_seconds: int  # an unclaimed SUBMITTED job (or a CANCELLING one) this old gets its message again
+    cases_dir: Path  # the case catalog's folder: SIMGATE_CASES_DIR, or the packaged `cases/`
+    targets: str  # SIMGATE_TARGETS: the targets' JSON text ("@path" reads it from a file below the app root)
 
 
 def _path_or_url(value: str) -> str:
@@ -46,9 +48,8 @@ def _path_or_url(value: str) -> str:
     return str((APP_ROOT / value).resolve())
 
 
-@functools.cache
-def get_settings() -> Settings:
-    """The worker's settings (cached; tests call `get_settings.cache_clear()` after changing the environment)."""
+def read_settings() -> Settings:
+    """The settings the environment holds now (`core.services.get_settings` gives the worker's)."""
     env = os.environ.get
     return Settings(
         storage_connection=env("AzureWebJobsStorage", ""),
@@ -69,6 +70,8 @@ def get_settings() -> Settings:
         upload_minutes=_minutes(env("SIMGATE_UPLOAD_MINUTES", "15")),
         lost_after_minutes=max(int(env("SIMGATE_LOST_AFTER_MINUTES", "15")), 0),
         resend_after_seconds=max(int(env("SIMGATE_RESEND_AFTER_SECONDS", "300")), 1),
+        cases_dir=Path(env("SIMGATE_CASES_DIR", "") or APP_ROOT / "cases"),
+        targets=env("SIMGATE_TARGETS", ""),
     )
 
 

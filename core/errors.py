@@ -22,6 +22,8 @@ translated into these where they enter, marked `transient` when a retry may succ
 
 from __future__ import annotations
 
+import logging
+import secrets
 from dataclasses import dataclass
 
 
@@ -132,3 +134,11 @@ class Unavailable(GatewayError):
 
     title = "Service unavailable"
     transient = True
+
+
+def internal_error(log: logging.Logger, what: str) -> str:
+    """Log the exception being handled, with its traceback, under a new correlation id; the text a user may read
+    instead of it: "internal error (correlation id ...)". A bug's own message (paths, internals) stays in the log."""
+    correlation = secrets.token_hex(6)
+    log.exception("%s failed: internal error %s", what, correlation)
+    return f"internal error (correlation id {correlation})"

@@ -24,7 +24,7 @@ still wants its dispatch, and a CANCELLING job with a scheduler id still wants i
 - A CANCELLING job with a scheduler id, unchanged for RESEND_AFTER, gets its cancel again, at most once per pass: it
   is one idempotent SSH call, and it is also what stops a job whose cancel was poisoned after the host's retries.
 
-A second message is harmless. The dispatcher claims a job with a conditional write (`core.dispatch._claimed`), so of
+A second message is harmless. The dispatcher claims a job with a conditional write (`core.transitions.claimed`), so of
 two dispatch messages, whichever comes first, only one submits and the other finds the job claimed or no longer
 SUBMITTED; the submit on the target is itself once-only (a marker). A cancel of a job that is no longer CANCELLING
 does nothing. A claimed job is never re-sent: its message stays in the queue until its dispatch ends (the host
@@ -42,31 +42,22 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
-from core.config import get_settings
+from core import remote, transitions
+from core.catalog import get_catalog
 from core.errors import GatewayError
-from core.job_operations import change_job, queue_dispatch
-from core.records import Job, advanced, iso_time, now_iso
+from core.job_operations import queue_dispatch
+from core.job_store import change_job, in_thread
+from core.records import Job, iso_time
 from core.schedulers.base import RemoteState
-from core.states import JobState
-
-if TYPE_CHECKING:
-    from core.targets import Target
+from core.services import get_settings, services
+from core.states import SWEPT, JobState
 
 log = logging.getLogger(__name__)
 
-SWEPT = (JobState.QUEUED, JobState.RUNNING, JobState.FINALIZING, JobState.CANCELLING)
-WAITING = (JobState.SUBMITTED, JobState.CANCELLING)  # the states a queue message goes with
-STILL_THERE = (RemoteState.PENDING, RemoteState.RUNNING)
 MAX_JOBS = 1000  # per run; the rest wait for the next one
-REPORTER = "reconciler"
-# "$@" the job folders: prints "<folder> <exit code>" for each, the code empty when the wrapper left none.
-EXIT_CODES = (
-    'for d do code=""; read -r code 2>/dev/null < "$d/.simgate-exit-code"; printf "%s %s\\n" "$d" "$code"; done'
-)
 
 
 @dataclass
@@ -83,17 +74,15 @@ class Sweep:
 
 async def reconcile(now: datetime | None = None) -> Sweep:
     """One pass over silent active jobs and jobs whose message may be lost; see the module's docstring."""
-    from core.dispatch import store
-
     now = now or datetime.now(UTC)
     settings = get_settings()
     lost = iso_time(now - timedelta(minutes=settings.lost_after_minutes))
     resend_after = timedelta(seconds=settings.resend_after_seconds)
-    found = await store(due_jobs, lost, iso_time(now - resend_after))
+    found = await in_thread(services().jobs.due, lost, iso_time(now - resend_after), MAX_JOBS)
     sweep = Sweep()
     by_target: dict[str, list[Job]] = defaultdict(list)
     for job in (j for j in found if j.status in SWEPT and j.updated_at < lost):
-        by_target[_target_of(job)].append(job)
+        by_target[get_catalog().get(job.case_id).target].append(job)
     for jobs in by_target.values():
         await _settle_target(jobs, sweep)
     settled = {*sweep.failed, *sweep.cancelled}
@@ -103,18 +92,6 @@ async def reconcile(now: datetime | None = None) -> Sweep:
              "sent again", len(sweep.alive), len(sweep.failed), len(sweep.cancelled), len(sweep.skipped),
              len(sweep.redispatched), len(sweep.recancelled))
     return sweep
-
-
-def due_jobs(lost: str, resend: str) -> list[Job]:
-    """Active jobs unchanged since `lost`, and SUBMITTED or CANCELLING ones unchanged since `resend` (one
-    cross-partition query, at most MAX_JOBS)."""
-    from core.storage.jobs_table import jobs_table
-
-    swept = " or ".join(f"status eq '{s.value}'" for s in SWEPT)
-    waiting = " or ".join(f"status eq '{s.value}'" for s in WAITING)
-    # The SDK finds "@name" between spaces: hence " )".
-    query = f"(({swept}) and updated_at lt @lost ) or (({waiting}) and updated_at lt @resend )"
-    return jobs_table().find(query, {"lost": lost, "resend": resend}, MAX_JOBS)
 
 
 def resend_due(job: Job, now: datetime, after: timedelta) -> str | None:
@@ -133,92 +110,48 @@ def _moment(text: str) -> datetime:
 
 
 async def _resend(job: Job, what: str | None, now: datetime, sweep: Sweep) -> None:
-    from core.dispatch import store
-    from core.storage.queues import enqueue_dispatch
-
     try:
         if what == "dispatch":
             stamp = iso_time(now)
-            marked = await store(change_job, job.job_id, lambda j: _resending(j, job, stamp), None, job)
+            marked = await in_thread(
+                change_job, job.job_id, lambda j: transitions.resend_noted(j, job, stamp), None, job)
             if marked.checked_at == stamp:  # still unclaimed, as swept: no dispatcher has it
-                await store(queue_dispatch, job.job_id)
+                await in_thread(queue_dispatch, job.job_id)
                 sweep.redispatched.append(job.job_id)
         elif what == "cancel":
-            await store(enqueue_dispatch, job.job_id, "cancel")
+            await in_thread(services().queue.send, job.job_id, "cancel")
             sweep.recancelled.append(job.job_id)
     except GatewayError as exc:  # storage or the queue is away: the next pass tries again
         log.warning("reconciler: %s of job %s not sent again: %s", what, job.job_id, exc.detail)
 
 
-def _resending(current: Job, seen: Job, stamp: str) -> Job | None:
-    # Only the job as it was swept: a claim, a cancel or another pass since then decides instead.
-    unchanged = (current.status, current.updated_at, current.checked_at) == (seen.status, seen.updated_at,
-                                                                             seen.checked_at)
-    if not unchanged or current.dispatch_message is not None:
-        return None
-    return replace(current, checked_at=stamp)
-
-
-def _target_of(job: Job) -> str:
-    from core.catalog import get_catalog
-
-    return get_catalog().get(job.case_id).target
-
-
 async def _settle_target(jobs: list[Job], sweep: Sweep) -> None:
-    from core.dispatch import plan_for, remote_states
-
     submitted = [j for j in jobs if j.scheduler_id]
     for job in (j for j in jobs if not j.scheduler_id):  # cancelled mid-dispatch, and the dispatch never ended
         await _settle(job, RemoteState.UNKNOWN, None, sweep)
     if not submitted:
         return
     try:
-        plan = plan_for(submitted[0])
-        states = await remote_states(plan.target, plan.scheduler, [str(j.scheduler_id) for j in submitted])
-        gone = [j for j in submitted if states[str(j.scheduler_id)] not in STILL_THERE]
-        codes = await _exit_codes(plan.target, {j.job_id: plan_for(j).job_dir for j in gone}) if gone else {}
+        plan = remote.plan_for(submitted[0])
+        found = await remote.states(plan.target, plan.scheduler, [str(j.scheduler_id) for j in submitted])
+        gone = [j for j in submitted if not found[str(j.scheduler_id)].alive]
+        folders = {j.job_id: remote.plan_for(j).job_dir for j in gone}
+        codes = await remote.exit_codes(plan.target, folders) if gone else {}
     except GatewayError as exc:
         log.warning("reconciler: target of %d job(s) not asked: %s", len(submitted), exc.detail)
         sweep.skipped.extend(j.job_id for j in submitted)
         return
     for job in submitted:
-        await _settle(job, states[str(job.scheduler_id)], codes.get(job.job_id), sweep)
-
-
-async def _exit_codes(target: Target, folders: dict[str, str]) -> dict[str, int]:
-    """The wrapper's exit code of each job (by id) that left one, read in one remote command."""
-    from core.ssh import pool
-
-    result = await pool().run(target, ["sh", "-c", EXIT_CODES, "simgate-exit-codes", *folders.values()])
-    by_folder = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines() if " " in line)
-    codes = {job_id: by_folder.get(folder, "").strip() for job_id, folder in folders.items()}
-    return {job_id: int(code) for job_id, code in codes.items() if code.isdigit() and len(code) < 6}
+        await _settle(job, found[str(job.scheduler_id)], codes.get(job.job_id), sweep)
 
 
 async def _settle(job: Job, state: RemoteState, exit_code: int | None, sweep: Sweep) -> None:
-    from core.dispatch import store
-
-    if state in STILL_THERE:
+    if state.alive:
         sweep.alive.append(job.job_id)
-        await store(change_job, job.job_id, lambda j: _noted_alive(j, job))
+        await in_thread(change_job, job.job_id, lambda j: transitions.seen_alive(j, job))
         return
-    settled = await store(change_job, job.job_id, lambda j: _ended(j, job, exit_code))
+    settled = await in_thread(change_job, job.job_id, lambda j: transitions.lost(j, job, exit_code))
     if settled.status is JobState.CANCELLED:
         sweep.cancelled.append(job.job_id)
     elif settled.status is JobState.FAILED:
         sweep.failed.append(job.job_id)
-
-
-def _noted_alive(current: Job, seen: Job) -> Job | None:
-    # Only the job as it was swept: if it reported meanwhile, that report says more than this check.
-    return replace(current, checked_at=now_iso()) if current.updated_at == seen.updated_at else None
-
-
-def _ended(current: Job, seen: Job, exit_code: int | None) -> Job | None:
-    if current.updated_at != seen.updated_at:
-        return None  # it reported after the sweep read it: its own report wins
-    if current.status is JobState.CANCELLING:
-        return advanced(current, JobState.CANCELLED, REPORTER, "the scheduler no longer runs it")
-    reason = "lost by scheduler" + (f" (exit code {exit_code})" if exit_code is not None else "")
-    return advanced(current, JobState.FAILED, REPORTER, reason)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import InvalidInput
-from core.states import JobState, advances
+from core.states import JobState
 
 JOB_ID = re.compile(r"^([0-9a-f]{16})-([0-9]{13}-[0-9a-f]{6})$")
 _TIME_CEILING_MS = 10**13  # year 2286: inverting against it makes newer jobs sort first
@@ -89,17 +89,6 @@ class Job:
     checked_at: str | None = None  # when the reconciler last found it alive, or (SUBMITTED) re-sent its dispatch
     upload_expires: str | None = None  # when the job's upload grant ends (set once one has been given)
     etag: str | None = None
-
-
-def advanced(job: Job, to: JobState, by: str, reason: str | None = None, **changes: Any) -> Job | None:
-    """`job` moved to `to`, stamped and in its history; None when that is no progress (a repeat or a late report)."""
-    if not advances(job.status, to):
-        return None
-    now = now_iso()
-    return replace(
-        job, status=to, updated_at=now, history=(*job.history, Change(to, now, by, reason)),
-        reason=reason if to is JobState.FAILED else job.reason, **changes,
-    )
 
 
 def hash_token(token: str) -> str:

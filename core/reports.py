@@ -18,43 +18,35 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from core import transitions
 from core.auth import bearer_token
-from core.cancel import settle_reported_end
-from core.config import get_settings
+from core.bodies import OutputClaim, StatusReport, parse_body
+from core.cases import Case
+from core.cases import Output as OutputSpec
+from core.catalog import get_catalog
 from core.errors import Conflict, FieldProblem, InvalidBody, NotFound, Unauthenticated
-from core.job_operations import change_job, read_job
-from core.records import Job, Output, advanced, hash_token, iso_time, status_view
+from core.job_store import change_job, read_job
+from core.ports import StoredBlob
+from core.records import Job, Output, hash_token, iso_time, status_view
+from core.services import get_settings, services
 from core.states import TERMINAL, JobState, parse_state
 
-if TYPE_CHECKING:
-    from core.bodies import OutputClaim, StatusReport
-    from core.cases import Case
-    from core.cases import Output as OutputSpec
-    from core.storage.outputs import JobOutputs, StoredBlob
-
-REPORTER = "simulator"
-# A grant with less than this left is renewed rather than given again. The wrapper asks again when less than
-# five minutes are left (simulator/wrapper.py GRANT_MARGIN), so its renewal always gets a fresh one.
-RENEW_WITHIN = timedelta(minutes=6)
 REASON_LENGTH = 300  # characters of a reason: one line a user reads in a list; the whole report is the message
 
 
 def report_status(job_id: str, authorization: str | None, body: Callable[[], Any]) -> dict[str, Any]:
     """Apply one report (`body` reads it, once the token is known good); the job's status view, with the upload
     grant when the job is FINALIZING."""
-    from core.bodies import StatusReport, parse_body
-
     token = bearer_token(authorization)
     job = _authorised(job_id, token)
     report = parse_body(StatusReport, body())
-    to = _state(report.status)
+    to = reported_state(report.status)
     outputs = _recorded_outputs(job, report) if to in TERMINAL and report.outputs else None
-    job = change_job(job_id, lambda j: _merged(j, report, to, token, outputs), None, job)
+    job = change_job(job_id, lambda j: merged(j, report, to, token, outputs), None, job)
     view = status_view(job)
     if to is JobState.FINALIZING and job.status in (JobState.FINALIZING, JobState.CANCELLING) and job.upload_expires:
         # While it is being cancelled too: what the job wrote before it stopped (its logs) is still worth keeping.
@@ -62,7 +54,8 @@ def report_status(job_id: str, authorization: str | None, body: Callable[[], Any
     return view
 
 
-def _state(text: str) -> JobState:
+def reported_state(text: str) -> JobState:
+    """The state a report's `status` names; `InvalidBody` naming `status` unless a simulator may report it."""
     try:
         state = parse_state(text)
     except ValueError:
@@ -96,40 +89,19 @@ def _still_open(job: Job) -> None:
         raise Conflict(f"job {job.job_id} is {job.status.value}: it takes no more reports")
 
 
-def _merged(job: Job, report: StatusReport, to: JobState, token: str, outputs: tuple[Output, ...] | None) -> Job | None:
-    """The job with the report merged in, or None when the report changes nothing."""
+def merged(job: Job, report: StatusReport, to: JobState, token: str, outputs: tuple[Output, ...] | None) -> Job | None:
+    """The job with the report merged in (`core.transitions.reported`), or None when it changes nothing."""
     _check_token(job, token)  # a re-dispatch may have replaced it meanwhile
-    _still_open(job)
-    to = settle_reported_end(job, to)
-    progress = report.progress if report.progress is not None else job.progress
-    message = report.message if report.message is not None else job.message
-    final = {"outputs": outputs or ()} if to in TERMINAL else {}
-    moved = advanced(job, to, REPORTER, _reason(report, to), progress=progress, message=message, **final)
-    if moved is None and to is job.status and (progress, message) != (job.progress, job.message):
-        moved = replace(job, progress=progress, message=message)
-    if to is JobState.FINALIZING:
-        return _with_grant(moved or job) if _grant_due(moved or job) else moved
-    return moved  # None: a late or repeated report
+    return transitions.reported(
+        job, to, progress=report.progress, message=report.message, reason=report_reason(report, to), outputs=outputs,
+        grant_minutes=get_settings().upload_minutes,
+    )
 
 
-def _grant_due(job: Job) -> bool:
-    """Whether a FINALIZING report should get a new grant window: there is none yet, or it is about to end."""
-    if job.status not in (JobState.FINALIZING, JobState.CANCELLING):
-        return False
-    if job.upload_expires is None:
-        return True
-    return datetime.fromisoformat(job.upload_expires) - datetime.now(UTC) < RENEW_WITHIN
-
-
-def _with_grant(job: Job) -> Job:
-    expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=get_settings().upload_minutes)
-    return replace(job, upload_expires=iso_time(expiry))
-
-
-def _reason(report: StatusReport, to: JobState) -> str | None:
+def report_reason(report: StatusReport, to: JobState) -> str | None:
     """The history's reason for a final report: `exit code N: what went wrong` for a failure, on one bounded line."""
     if to is JobState.CANCELLED:
-        return _bounded(report.message)
+        return bounded(report.message)
     if to is not JobState.FAILED:
         return None
     message = " ".join((report.message or "").split())
@@ -138,10 +110,10 @@ def _reason(report: StatusReport, to: JobState) -> str | None:
         # The wrapper starts its message with the code (`exit code 1: blockMesh: ...`): not said twice.
         said = message == code or message.startswith((f"{code}:", f"{code};"))
         message = message if said else f"{code}: {message}" if message else code
-    return _bounded(message) or "the simulator reported a failure"
+    return bounded(message) or "the simulator reported a failure"
 
 
-def _bounded(text: str | None) -> str | None:
+def bounded(text: str | None) -> str | None:
     """A reason on one line of at most REASON_LENGTH characters."""
     if not text:
         return text
@@ -154,10 +126,8 @@ def _recorded_outputs(job: Job, report: StatusReport) -> tuple[Output, ...]:
 
     A COMPLETED report with any bad claim is refused whole, so no job completes with a missing or forged output;
     a FAILED or CANCELLED one records only the good claims."""
-    from core.catalog import get_catalog
-
     case = get_catalog().get(job.case_id)
-    uploaded = _store().uploaded(job.job_id)
+    uploaded = services().outputs.uploaded(job.job_id)
     good: list[tuple[OutputClaim, OutputSpec, StoredBlob]] = []
     problems: list[FieldProblem] = []
     seen: set[str] = set()
@@ -173,7 +143,7 @@ def _recorded_outputs(job: Job, report: StatusReport) -> tuple[Output, ...]:
                           errors=problems)
     # A prefix of this report's own: a concurrent report's copies (of other bytes) cannot replace these.
     prefix = f"r{secrets.token_hex(6)}"
-    _store().promote(job.job_id, {f"{prefix}/{claim.file}": blob for claim, _, blob in good})
+    services().outputs.promote(job.job_id, {f"{prefix}/{claim.file}": blob for claim, _, blob in good})
     return tuple(_output(claim, spec, blob, f"{prefix}/{claim.file}") for claim, spec, blob in good)
 
 
@@ -208,11 +178,6 @@ def output_id(file: str) -> str:
 
 def _upload_grant(job: Job) -> dict[str, Any]:
     assert job.upload_expires is not None
-    grant = _store().upload_grant(job.job_id, datetime.fromisoformat(job.upload_expires))
+    grant = services().outputs.upload_grant(job.job_id, datetime.fromisoformat(job.upload_expires))
     return {"url": grant.uri, "sas": grant.token, "expires_on": iso_time(grant.expires_on)}
 
-
-def _store() -> JobOutputs:
-    from core.storage.outputs import job_outputs
-
-    return job_outputs()

@@ -14,24 +14,15 @@ import contextvars
 import shlex
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncssh
 
 from core.errors import DispatchRefused, Unavailable
+from core.ports import CommandResult
 from core.targets import Target
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """What a remote command did."""
-
-    exit_status: int
-    stdout: str
-    stderr: str
 
 
 class SshPool:

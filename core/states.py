@@ -46,6 +46,10 @@ _ORDER = {state: rank for rank, state in enumerate(JobState)}
 # The seed's words for states, accepted case-insensitively from simulators.
 ALIASES = {"clean up": JobState.FINALIZING, "cleanup": JobState.FINALIZING, "done": JobState.COMPLETED}
 _BLANKS = " \t\r\n"
+# The active states the reconciler asks a scheduler about once the job has been silent for a while.
+SWEPT = (JobState.QUEUED, JobState.RUNNING, JobState.FINALIZING, JobState.CANCELLING)
+# The states a queue message goes with (dispatch, cancel): a lost one is sent again.
+WAITING = (JobState.SUBMITTED, JobState.CANCELLING)
 # The states a simulator reports, in order; the others are the gateway's own moves.
 REPORTABLE = (JobState.RUNNING, JobState.FINALIZING, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 

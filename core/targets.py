@@ -10,7 +10,6 @@ from an app setting that is a Key Vault reference (`key_setting`); locally from 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from core.cases import Requirement, field_path
 from core.config import APP_ROOT
 from core.errors import CatalogError, NotFound
+from core.services import services
 
 
 class Target(BaseModel):
@@ -89,13 +89,16 @@ def parse_targets(text: str) -> dict[str, Target]:
     return targets
 
 
-@functools.cache
-def get_targets() -> dict[str, Target]:
-    """The worker's targets, read once from `SIMGATE_TARGETS`."""
-    setting = os.environ.get("SIMGATE_TARGETS", "")
+def read_targets(setting: str) -> dict[str, Target]:
+    """The targets of the `SIMGATE_TARGETS` setting: JSON text, or "@path" to a file of it below the app root."""
     if setting.startswith("@"):
         setting = _app_path(setting[1:]).read_text(encoding="utf-8")
     return parse_targets(setting or "{}")
+
+
+def get_targets() -> dict[str, Target]:
+    """The worker's targets (`services().targets`), read once."""
+    return services().targets
 
 
 def get_target(name: str) -> Target:

@@ -26,11 +26,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from core.jobfolder import STORAGE_API_VERSION
 from devhost.setup import AZURITE_DIR, CERT_FILE, KEY_FILE, make_self_signed_cert
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "2026-06-06"
+API_VERSION = STORAGE_API_VERSION  # what the gateway and the job wrapper pin
 ACCOUNT = "devstoreaccount1"
 # Azurite's documented, well-known development key: not a secret.
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="

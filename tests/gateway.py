@@ -18,10 +18,8 @@ from typing import Any
 
 import pytest
 
-from core import auth
-from core.config import get_settings
+from core.services import reset_services
 from core.states import JobState
-from core.targets import get_targets
 from devhost.host import DevHost
 from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, DEV_SCOPE, make_key_pair, mint
 from tests.conftest import ROOT, AzuriteFixture
@@ -111,12 +109,12 @@ def gateway(azurite: AzuriteFixture, tmp_path_factory: pytest.TempPathFactory) -
 def _jobs_left_active(grace: float = 60) -> list[str]:
     """Active jobs once those still finishing have had `grace` seconds: every test must end its jobs."""
     from core.reconcile import SWEPT
-    from core.storage.jobs_table import jobs_table
+    from core.services import services
 
     active = " or ".join(f"status eq '{s.value}'" for s in (JobState.SUBMITTED, *SWEPT))
     deadline = time.monotonic() + grace
     while True:
-        jobs = jobs_table().find(active, {}, 100)
+        jobs = services().jobs.find(active, {}, 100)
         if not jobs or time.monotonic() > deadline:
             return [f"{j.job_id} ({j.status.value}: {j.title})" for j in jobs]
         time.sleep(0.5)
@@ -129,11 +127,11 @@ def use_targets() -> Iterator[Any]:
 
     def use(targets: dict[str, dict[str, Any]]) -> None:
         os.environ["SIMGATE_TARGETS"] = json.dumps(targets)
-        get_targets.cache_clear()
+        reset_services()
 
     yield use
     os.environ["SIMGATE_TARGETS"] = before
-    get_targets.cache_clear()
+    reset_services()
 
 
 # host.json as shipped, but retrying a failed message after 1 s and giving up after 3 tries, so tests are quick.
@@ -148,14 +146,7 @@ FAST_RETRIES = {
 
 
 def _forget_cached_settings() -> None:
-    from core.storage.jobs_table import jobs_table
-    from core.storage.outputs import job_outputs
-    from core.storage.queues import dispatch_queue
-    from core.targets import get_targets
 
-    get_settings.cache_clear()
-    jobs_table.cache_clear()
-    job_outputs.cache_clear()
-    dispatch_queue.cache_clear()
-    get_targets.cache_clear()
-    auth._KEYS.clear()
+    reset_services()
+    reset_services()
+    reset_services()

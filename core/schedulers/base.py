@@ -22,6 +22,11 @@ class RemoteState(StrEnum):
     FAILED = "FAILED"  # ended badly by the scheduler's account (node failure, out of memory, timeout)
     UNKNOWN = "UNKNOWN"  # the scheduler no longer knows the id
 
+    @property
+    def alive(self) -> bool:
+        """Whether the scheduler still has the job (waiting or running): it has not ended."""
+        return self in (RemoteState.PENDING, RemoteState.RUNNING)
+
 
 @dataclass(frozen=True)
 class Submission:

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from core.config import Settings
+from core.jobfolder import STORAGE_API_VERSION
 
-# Blob and queue clients pin the service version: the SDK's newest is ahead of what Azurite (local) accepts.
-API_VERSION = "2026-06-06"
+# Blob and queue clients pin the service version (the job wrapper pins the same: `core.jobfolder`).
+API_VERSION = STORAGE_API_VERSION
 
 RequestObserver = Callable[[str, str], None]
 _observers: list[RequestObserver] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import functools
 import json
 import re
 from collections.abc import Iterator
@@ -20,11 +19,12 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from core.config import Settings, get_settings
+from core.config import Settings
 from core.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound, Unavailable
 from core.limits import CURSOR
-from core.records import Change, Job, Output, split_job_id
-from core.states import JobState
+from core.ports import JobQuery
+from core.records import Change, Job, Output, owner_key, split_job_id
+from core.states import SWEPT, WAITING, JobState
 from core.storage import client_options, managed_identity, uses_key
 
 HEADER_FIELDS = [
@@ -65,8 +65,29 @@ class JobsTable:
         with _translated(job.job_id):
             self._client.delete_entity(partition, row, etag=job.etag, match_condition=MatchConditions.IfNotModified)
 
+    def page(self, query: JobQuery, per_page: int, cursor: str | None) -> tuple[list[Job], str | None]:
+        """One page of job headers matching `query`, newest first (one request), and the next page's cursor."""
+        token: Any = decode_cursor(cursor)  # the SDK's token is a dict, though typed as str
+        text, parameters = _filter(query)
+        pages: Any = self._client.query_entities(
+            text, results_per_page=per_page, select=HEADER_FIELDS, parameters=parameters
+        ).by_page(continuation_token=token)
+        with _translated():
+            jobs = [from_entity(e) for e in next(pages)]
+        return jobs, encode_cursor(pages.continuation_token)
+
+    def due(self, lost: str, resend: str, limit: int) -> list[Job]:
+        """Active jobs unchanged since `lost`, and SUBMITTED or CANCELLING ones unchanged since `resend` (one
+        cross-partition query, at most `limit`, whole jobs)."""
+        swept = " or ".join(f"status eq '{s.value}'" for s in SWEPT)
+        waiting = " or ".join(f"status eq '{s.value}'" for s in WAITING)
+        # The SDK finds "@name" between spaces: hence " )".
+        text = f"(({swept}) and updated_at lt @lost ) or (({waiting}) and updated_at lt @resend )"
+        return self.find(text, {"lost": lost, "resend": resend}, limit)
+
     def find(self, query: str, parameters: dict[str, Any], limit: int) -> list[Job]:
-        """Whole jobs matching an OData filter, across partitions (for the gateway's own sweeps), at most `limit`."""
+        """Whole jobs matching an OData filter, across partitions, at most `limit` (the sweep's query; operators'
+        and tests' own)."""
         found: list[Job] = []
         with _translated():
             for entity in self._client.query_entities(query, parameters=parameters, results_per_page=min(limit, 1000)):
@@ -75,17 +96,21 @@ class JobsTable:
                     break
         return found
 
-    def page(
-        self, query: str, parameters: dict[str, Any], per_page: int, cursor: str | None
-    ) -> tuple[list[Job], str | None]:
-        """One page of jobs matching an OData filter (one request), and the cursor of the next page."""
-        token: Any = decode_cursor(cursor)  # the SDK's token is a dict, though typed as str
-        pages: Any = self._client.query_entities(
-            query, results_per_page=per_page, select=HEADER_FIELDS, parameters=parameters
-        ).by_page(continuation_token=token)
-        with _translated():
-            jobs = [from_entity(e) for e in next(pages)]
-        return jobs, encode_cursor(pages.continuation_token)
+
+def _filter(query: JobQuery) -> tuple[str, dict[str, Any]]:
+    """The OData filter of a page's query, and its parameters."""
+    clauses: list[str] = []
+    parameters: dict[str, Any] = {}
+    if query.owner is not None:
+        clauses.append("PartitionKey eq @pk and owner eq @owner")
+        parameters |= {"pk": owner_key(query.owner), "owner": query.owner}
+    if query.status is not None:
+        clauses.append("status eq @status")
+        parameters["status"] = query.status.value
+    if query.case_id is not None:
+        clauses.append("case_id eq @case_id")
+        parameters["case_id"] = query.case_id
+    return " and ".join(clauses), parameters
 
 
 def to_entity(job: Job) -> dict[str, Any]:
@@ -180,8 +205,3 @@ def make_client(settings: Settings) -> TableClient:
         service.create_table(settings.jobs_table)
     return service.get_table_client(settings.jobs_table)
 
-
-@functools.cache
-def jobs_table() -> JobsTable:
-    """The worker's job repository, built on first use and reused."""
-    return JobsTable(make_client(get_settings()))

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -39,8 +37,9 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from core.config import MAX_GRANT_MINUTES, Settings, get_settings
+from core.config import MAX_GRANT_MINUTES, Settings
 from core.errors import Unavailable
+from core.ports import Grant, StoredBlob
 from core.storage import API_VERSION, client_options, managed_identity
 
 KEY_LIFETIME = timedelta(hours=6)
@@ -52,32 +51,6 @@ CLOCK_SKEW = timedelta(minutes=5)  # SAS start times are back-dated: the storage
 SYNC_COPY_LIMIT = 256 * 1024 * 1024
 COPY_BLOCK = 100 * 1024 * 1024
 COPY_THREADS = 4
-
-
-@dataclass(frozen=True)
-class Grant:
-    """A signed URL: the resource's `uri`, the SAS `token`, both together as `url`, and when it stops working."""
-
-    uri: str
-    token: str
-    expires_on: datetime
-
-    @property
-    def url(self) -> str:
-        """The resource URL with its SAS."""
-        return f"{self.uri}?{self.token}"
-
-
-@dataclass(frozen=True)
-class StoredBlob:
-    """What storage says of one uploaded blob: `copied` when a Copy Blob made it (it was not uploaded)."""
-
-    name: str
-    size: int
-    content_type: str
-    etag: str
-    md5: str | None = None  # base64, as storage keeps it
-    copied: bool = False
 
 
 def container_of(job_id: str) -> str:
@@ -260,8 +233,3 @@ def _credential(settings: Settings) -> Any:
                           f"{settings.storage_credential!r}")
     return managed_identity()
 
-
-@functools.cache
-def job_outputs() -> JobOutputs:
-    """The worker's output store, built on first use and reused (with its delegation key)."""
-    return JobOutputs(make_service(get_settings()))

@@ -9,7 +9,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from core.targets import get_targets
+from core.services import reset_services
 from tests.functions.conftest import Call, body_of
 
 BASE = "http://127.0.0.1:7071/case"
@@ -43,17 +43,17 @@ def test_list_pages_through_the_three_cases(call: Call) -> None:
 @pytest.mark.parametrize("url", ["http://evil.example/case", "http://evil.example:666//evil.example/case"])
 def test_links_never_come_from_the_requests_host(call: Call, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """F9: `req.url` carries the client's Host header; the links are the route's own, on the configured URL."""
-    from core.config import get_settings
+    from core.services import reset_services
 
     params = {"page": "1", "per_page": "1"}
     assert "evil" not in call("list_cases", f"{url}?page=1&per_page=1", params=params).headers["Link"]
     monkeypatch.setenv("SIMGATE_PUBLIC_URL", "https://simgate.example")
-    get_settings.cache_clear()
+    reset_services()
     try:
         links = call("list_cases", f"{url}?page=1&per_page=1", params=params).headers["Link"]
     finally:
         monkeypatch.delenv("SIMGATE_PUBLIC_URL")
-        get_settings.cache_clear()
+        reset_services()
     assert links.startswith('<https://simgate.example/case?page=1&per_page=1>; rel="first"')
     assert "evil" not in links
 
@@ -152,10 +152,10 @@ def targets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
 
     def use(text: str) -> None:
         monkeypatch.setenv("SIMGATE_TARGETS", text)
-        get_targets.cache_clear()
+        reset_services()
 
     yield use
-    get_targets.cache_clear()
+    reset_services()
 
 
 def availability(call: Call) -> dict[str, tuple[bool, str | None]]:

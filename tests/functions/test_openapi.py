@@ -269,7 +269,7 @@ ODD_STATES = ["QUEUED", "draft", " done", "done\n", "\u00a0done", "\x1cdone", "r
 @given(st.one_of(st.from_regex(REPORTED_PATTERN, fullmatch=True), st.text(max_size=12), st.sampled_from(ODD_STATES)))
 @settings(max_examples=300, deadline=None)
 def test_the_reported_status_pattern_is_what_reports_take(value: str) -> None:
-    from core.reports import _state
+    from core.reports import reported_state as _state
 
     schema = StatusReport.model_json_schema()["properties"]["status"]
     try:

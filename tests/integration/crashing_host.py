@@ -60,20 +60,20 @@ def after_write(when: Callable[[Any], bool]) -> None:
 
 def around_message(wanted: str | None, *, before: bool) -> None:
     """Die right before (or right after) sending a message whose action is `wanted`."""
-    import core.storage.queues
+    from core.storage.queues import QueueDispatch
 
-    real = core.storage.queues.enqueue_dispatch
+    real = QueueDispatch.send
 
     @functools.wraps(real)
-    def enqueue(job_id: str, action: str | None = None) -> None:
+    def send(self: QueueDispatch, job_id: str, action: str | None = None, target: str | None = None) -> None:
         ours = action == wanted and (not before or _submitted_here.get())
         if ours and before:
             die()
-        real(job_id, action)
+        real(self, job_id, action, target)
         if ours:
             die()
 
-    core.storage.queues.enqueue_dispatch = enqueue
+    QueueDispatch.send = send  # type: ignore[method-assign]
 
 
 def wait_for_cancel(marker: Path) -> None:

@@ -192,16 +192,16 @@ def test_a_failing_submit_fails_the_job_at_once_with_its_stderr(
 def test_a_plain_http_callback_off_this_machine_fails_the_job_before_any_token_leaves(
     gateway: Gateway, sshd: Any, use_targets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.config import get_settings
+    from core.services import reset_services
 
     use_targets({"local": sshd.target("local", scheduler="direct")})
     monkeypatch.setenv("SIMGATE_CALLBACK_URL", "http://gateway.example.org")
-    get_settings.cache_clear()
+    reset_services()
     try:
         job = settle(gateway, run(gateway))
     finally:
         monkeypatch.undo()
-        get_settings.cache_clear()
+        reset_services()
     assert job["status"] == "FAILED"
     assert "SIMGATE_CALLBACK_URL" in job["reason"]
     assert not sshd.exists(f"{sshd.home}/simgate-jobs/{job['job_id']}")

@@ -37,7 +37,7 @@ def numeric(gateway: Gateway) -> list[dict[str, Any]]:
 
 def set_status(azurite: AzuriteFixture, gateway: Gateway, job_id: str, status: str) -> None:
     """Move a job's state behind the API's back (the run route arrives in a later issue)."""
-    from core.config import get_settings
+    from core.services import get_settings
 
     table = azurite.table_service().get_table_client(get_settings().jobs_table)
     partition, row = job_id.split("-", 1)

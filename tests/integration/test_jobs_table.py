@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from core.config import get_settings
 from core.errors import ConcurrencyConflict, InvalidInput, NotFound
 from core.records import Change, Job, new_job_id, now_iso
+from core.services import get_settings, reset_services
 from core.states import JobState
 from core.storage.jobs_table import JobsTable, decode_cursor, encode_cursor, make_client
 from tests.conftest import AzuriteFixture
@@ -21,11 +21,11 @@ def table(azurite: AzuriteFixture, monkeypatch_module: pytest.MonkeyPatch) -> Jo
     for key, value in azurite.app_settings().items():
         monkeypatch_module.setenv(key, value)
     monkeypatch_module.setenv("SIMGATE_JOBS_TABLE", "repo" + azurite.unique_name("").replace("-", ""))
-    get_settings.cache_clear()
+    reset_services()
     try:
         return JobsTable(make_client(get_settings()))
     finally:
-        get_settings.cache_clear()
+        reset_services()
 
 
 @pytest.fixture(scope="module")

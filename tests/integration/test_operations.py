@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from core.job_operations import change_job
+from core.job_store import change_job
 from core.reconcile import Sweep, reconcile
 from core.records import Job
 from core.states import JobState

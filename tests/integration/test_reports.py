@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from core.job_operations import change_job, read_job
+from core.job_store import change_job, read_job
 from core.records import Job, hash_token
 from core.states import JobState
 from tests.conftest import AzuriteFixture
@@ -45,7 +45,7 @@ def _end_every_job(gateway: Gateway) -> Iterator[None]:
 
 def queued_job(gateway: Gateway, owner: str = "martin") -> tuple[str, str]:
     """A smoothie job of `owner`, QUEUED with a fresh token and its outputs container, as dispatch leaves it."""
-    from core.storage.outputs import job_outputs
+    from core.services import services
 
     job_id = gateway.call("POST", "/job", {"case_id": SMOOTHIE, "job_title": "Test 1"}, user=owner).body["job_id"]
     token = secrets.token_urlsafe(32)
@@ -54,7 +54,7 @@ def queued_job(gateway: Gateway, owner: str = "martin") -> tuple[str, str]:
         return replace(job, status=JobState.QUEUED, token_hash=hash_token(token), scheduler_id="4242")
 
     change_job(job_id, dispatched)
-    job_outputs().create(job_id)
+    services().outputs.create(job_id)
     TOKENS[job_id] = token
     return job_id, token
 
@@ -189,12 +189,12 @@ def test_the_read_sas_reads_one_blob_and_nothing_else(gateway: Gateway, azurite:
 
 
 def test_an_expired_read_sas_is_refused(gateway: Gateway, azurite: AzuriteFixture) -> None:
-    from core.storage.outputs import job_outputs
+    from core.services import services
 
     job_id, token = queued_job(gateway)
     finish(gateway, azurite, job_id, token)
     blob = read_job(job_id).outputs[0].blob_name
-    grant = job_outputs().read_grant(job_id, blob, minutes=0, filename="m.csv", content_type="text/csv")
+    grant = services().outputs.read_grant(job_id, blob, minutes=0, filename="m.csv", content_type="text/csv")
     time.sleep(1.5)
     assert https(azurite, "GET", grant.url)[0] == 403
 

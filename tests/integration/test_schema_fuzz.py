@@ -41,8 +41,9 @@ from schemathesis.generation.overrides import Override
 from schemathesis.schemas import ParameterLocation
 
 from core.errors import NotFound
-from core.job_operations import change_job
+from core.job_store import change_job
 from core.records import JOB_ID, Job, hash_token, owner_key
+from core.services import reset_services
 from core.states import JobState
 from core.views import OPERATIONS
 from tests.conftest import ROOT
@@ -76,17 +77,16 @@ def api(gateway: Gateway) -> Any:
 def unreachable_targets() -> Iterator[None]:
     """Every case's target configured, on a port where nothing listens: runs are accepted, and their dispatch
     fails after the host's retries (the job FAILS), so fuzzing never reaches a real simulator."""
-    from core.targets import get_targets
     from tests.infra import free_port
 
     before = os.environ.get("SIMGATE_TARGETS", "{}")
     target = {"host": "127.0.0.1", "port": free_port(), "user": "nobody", "key_file": "/nonexistent",
               "base_dir": "/tmp/simgate-fuzz", "known_hosts": f"127.0.0.1 ssh-ed25519 {'A' * 68}"}
     os.environ["SIMGATE_TARGETS"] = json.dumps({"local": target, "cluster": target})
-    get_targets.cache_clear()
+    reset_services()
     yield
     os.environ["SIMGATE_TARGETS"] = before
-    get_targets.cache_clear()
+    reset_services()
 
 
 @pytest.fixture(scope="module")
@@ -100,18 +100,18 @@ def real_jobs(gateway: Gateway, unreachable_targets: None) -> Iterator[dict[str,
         return replace(job, status=JobState.QUEUED, token_hash=hash_token(token), scheduler_id="1")
 
     change_job(made[0], dispatched)
-    from core.storage.outputs import job_outputs
+    from core.services import services
 
-    job_outputs().create(made[0])
+    services().outputs.create(made[0])
     yield {"ids": itertools.cycle(made), "reported": made[0], "token": token}
     end_every_job_of(FUZZER)
 
 
 def end_every_job_of(user: str) -> None:
     """Whatever the fuzzing did to a user's jobs, none stays active (the session's gateway checks at its end)."""
-    from core.storage.jobs_table import jobs_table
+    from core.services import services
 
-    for job in jobs_table().find("PartitionKey eq @pk", {"pk": owner_key(user)}, 1000):
+    for job in services().jobs.find("PartitionKey eq @pk", {"pk": owner_key(user)}, 1000):
         with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to end
             change_job(job.job_id, lambda j: replace(j, status=JobState.FAILED) if j.status.active else None)
 

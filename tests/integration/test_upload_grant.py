@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from core.job_operations import change_job, read_job
+from core.job_store import change_job, read_job
 from core.records import iso_time
 from tests.conftest import AzuriteFixture
 from tests.integration.conftest import Gateway
@@ -141,9 +141,9 @@ def test_the_grant_is_dead_once_the_job_has_ended(gateway: Gateway, azurite: Azu
 
 def test_the_grant_dies_with_the_job_however_it_ends(gateway: Gateway, azurite: AzuriteFixture) -> None:
     """Ended by the reconciler (lost) or by a confirmed cancel, not by a report: the upload container goes too."""
-    from core.cancel import cancelled
-    from core.records import advanced
     from core.states import JobState
+    from core.transitions import advanced
+    from core.transitions import cancel_confirmed as cancelled
 
     lost, _, lost_grant = finalizing(gateway)
     change_job(lost, lambda j: advanced(j, JobState.FAILED, "reconciler", "lost by scheduler"))
@@ -195,7 +195,7 @@ def expiry_of(grant: dict[str, Any]) -> datetime:
 
 
 def test_finalizing_reports_reuse_a_valid_grant_and_renew_one_about_to_end(gateway: Gateway) -> None:
-    from core.config import get_settings
+    from core.services import get_settings
 
     job_id, token, first = finalizing(gateway)
     lifetime = timedelta(minutes=get_settings().upload_minutes)

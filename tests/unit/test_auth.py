@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from core import auth
-from core.config import get_settings
 from core.errors import Unauthenticated, Unavailable
+from core.services import get_settings, reset_services
 from devhost.tokens import DEV_AUDIENCE, DEV_ISSUER, make_key_pair, mint
 
 
@@ -28,11 +28,11 @@ def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("AUTH_AUDIENCE", DEV_AUDIENCE)
     monkeypatch.setenv("AUTH_JWKS", str(jwks))
     monkeypatch.delenv("AUTH_REQUIRED_SCOPE", raising=False)  # the session's gateway may have set it
-    get_settings.cache_clear()
-    auth._KEYS.clear()
+    reset_services()
+    reset_services()
     yield private
-    get_settings.cache_clear()
-    auth._KEYS.clear()
+    reset_services()
+    reset_services()
 
 
 def bearer(token: str) -> str:
@@ -128,8 +128,8 @@ def test_garbage_is_refused_not_crashed(keys: Path) -> None:
 
 def test_no_key_set_configured_is_unavailable_not_a_crash(keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTH_JWKS", "")
-    get_settings.cache_clear()
-    auth._KEYS.clear()
+    reset_services()
+    reset_services()
     with pytest.raises(Unavailable):
         auth.authenticate(bearer(mint(keys, "martin")))
 
@@ -151,7 +151,7 @@ def test_an_unknown_key_id_is_not_echoed(keys: Path, kid: str) -> None:
 
 def required_scope(monkeypatch: pytest.MonkeyPatch, scope: str) -> None:
     monkeypatch.setenv("AUTH_REQUIRED_SCOPE", scope)
-    get_settings.cache_clear()
+    reset_services()
 
 
 @pytest.mark.parametrize("claims", [{"sub": ""}, {"sub": "   "}, {"sub": "", "oid": ""}, {"sub": "", "oid": 7}])

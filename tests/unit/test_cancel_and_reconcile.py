@@ -1,5 +1,5 @@
-"""The pure rules of cancel and of the reconciler: which state a cancel moves a job to, how a job's own final report
-settles a cancel, how a swept job ends, and which jobs get their queue message sent again."""
+"""The pure rules of cancel and of the reconciler (`core.transitions`): which state a cancel moves a job to, how a
+job's own final report settles a cancel, how a swept job ends, and which jobs get their queue message sent again."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from core.cancel import _cancelling, cancelled, settle_reported_end
 from core.errors import Conflict
-from core.reconcile import _ended, _noted_alive, _resending, resend_due
+from core.reconcile import resend_due
 from core.records import Job
 from core.states import JobState
+from core.transitions import cancel_confirmed, cancel_requested, reported_end, resend_noted, seen_alive
+from core.transitions import lost as lost_job
 
 
 def job(status: JobState, **changes: Any) -> Job:
@@ -22,7 +23,7 @@ def job(status: JobState, **changes: Any) -> Job:
 
 
 def test_a_job_no_dispatcher_has_claimed_is_cancelled_at_once() -> None:
-    moved = _cancelling(job(JobState.SUBMITTED), "martin")
+    moved = cancel_requested(job(JobState.SUBMITTED), "martin")
     assert moved is not None
     assert moved.status is JobState.CANCELLED
     assert moved.history[-1].by == "martin"
@@ -30,30 +31,30 @@ def test_a_job_no_dispatcher_has_claimed_is_cancelled_at_once() -> None:
 
 @pytest.mark.parametrize("status", [JobState.QUEUED, JobState.RUNNING, JobState.FINALIZING])
 def test_a_job_on_a_simulator_is_cancelling_until_its_scheduler_confirms(status: JobState) -> None:
-    moved = _cancelling(job(status, scheduler_id="7"), "martin")
+    moved = cancel_requested(job(status, scheduler_id="7"), "martin")
     assert moved is not None
     assert moved.status is JobState.CANCELLING
-    claimed = _cancelling(job(JobState.SUBMITTED, dispatch_message="m1"), "martin")
+    claimed = cancel_requested(job(JobState.SUBMITTED, dispatch_message="m1"), "martin")
     assert claimed is not None
     assert claimed.status is JobState.CANCELLING  # a dispatch is under way: it stops the job once submitted
 
 
 @pytest.mark.parametrize("status", [JobState.CANCELLING, JobState.CANCELLED])
 def test_cancelling_again_changes_nothing(status: JobState) -> None:
-    assert _cancelling(job(status), "martin") is None
+    assert cancel_requested(job(status), "martin") is None
 
 
 @pytest.mark.parametrize("status", [JobState.DRAFT, JobState.COMPLETED, JobState.FAILED])
 def test_a_draft_or_an_ended_job_cannot_be_cancelled(status: JobState) -> None:
     with pytest.raises(Conflict):
-        _cancelling(job(status), "martin")
+        cancel_requested(job(status), "martin")
 
 
 def test_only_a_cancelling_job_is_confirmed_cancelled() -> None:
-    confirmed = cancelled(job(JobState.CANCELLING))
+    confirmed = cancel_confirmed(job(JobState.CANCELLING))
     assert confirmed is not None
     assert confirmed.status is JobState.CANCELLED
-    assert cancelled(job(JobState.COMPLETED)) is None
+    assert cancel_confirmed(job(JobState.COMPLETED)) is None
 
 
 @pytest.mark.parametrize(("current", "reported", "settled"), [
@@ -66,22 +67,22 @@ def test_only_a_cancelling_job_is_confirmed_cancelled() -> None:
 def test_a_final_report_while_cancelling_ends_the_job_cancelled(
     current: JobState, reported: JobState, settled: JobState
 ) -> None:
-    assert settle_reported_end(job(current), reported) is settled
+    assert reported_end(job(current), reported) is settled
 
 
 def test_a_swept_job_its_scheduler_lost_fails_with_the_exit_code_it_left() -> None:
     seen = job(JobState.RUNNING, scheduler_id="7")
-    lost = _ended(seen, seen, None)
+    lost = lost_job(seen, seen, None)
     assert lost is not None
     assert (lost.status, lost.reason, lost.history[-1].by) == (JobState.FAILED, "lost by scheduler", "reconciler")
-    with_code = _ended(seen, seen, 0)
+    with_code = lost_job(seen, seen, 0)
     assert with_code is not None
     assert with_code.reason == "lost by scheduler (exit code 0)"
 
 
 def test_a_swept_cancelling_job_the_scheduler_no_longer_runs_is_cancelled() -> None:
     seen = job(JobState.CANCELLING, scheduler_id="7")
-    settled = _ended(seen, seen, 143)
+    settled = lost_job(seen, seen, 143)
     assert settled is not None
     assert settled.status is JobState.CANCELLED
 
@@ -89,9 +90,9 @@ def test_a_swept_cancelling_job_the_scheduler_no_longer_runs_is_cancelled() -> N
 def test_a_report_that_arrived_after_the_sweep_wins() -> None:
     seen = job(JobState.RUNNING, scheduler_id="7")
     reported = replace(seen, status=JobState.FINALIZING, updated_at="2026-01-01T00:05:00.000Z")
-    assert _ended(reported, seen, None) is None
-    assert _noted_alive(reported, seen) is None
-    noted = _noted_alive(seen, seen)
+    assert lost_job(reported, seen, None) is None
+    assert seen_alive(reported, seen) is None
+    noted = seen_alive(seen, seen)
     assert noted is not None
     assert noted.checked_at is not None
     assert noted.updated_at == seen.updated_at  # a check is not a report: the job stays silent until it reports
@@ -144,7 +145,7 @@ def test_each_dispatch_sent_again_waits_as_long_as_the_job_had_waited() -> None:
     for minutes in range(5, 61, 5):
         if resend_due(waiting, later(minutes), AFTER) == "dispatch":
             sent_at.append(minutes)
-            noted = _resending(waiting, waiting, stamp(minutes))
+            noted = resend_noted(waiting, waiting, stamp(minutes))
             assert noted is not None
             waiting = noted
     assert sent_at == [5, 10, 20, 40]
@@ -158,7 +159,7 @@ def test_each_dispatch_sent_again_waits_as_long_as_the_job_had_waited() -> None:
 ])
 def test_a_job_that_changed_since_the_sweep_gets_no_message(meanwhile: dict[str, Any]) -> None:
     seen = job(JobState.SUBMITTED)
-    assert _resending(replace(seen, **meanwhile), seen, stamp(5)) is None
-    noted = _resending(seen, seen, stamp(5))
+    assert resend_noted(replace(seen, **meanwhile), seen, stamp(5)) is None
+    noted = resend_noted(seen, seen, stamp(5))
     assert noted is not None
     assert noted.checked_at == stamp(5)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from core.dispatch import REMOVE_FOLDER, SUBMIT_ONCE, JobFile, _archive, callback_base
 from core.errors import CatalogError, DispatchRefused
-from core.records import Job, advanced
+from core.records import Job
+from core.remote import REMOVE_FOLDER, SUBMIT_ONCE, JobFile, archive, callback_base
 from core.states import JobState, advances, parse_state
 from core.targets import parse_targets
+from core.transitions import advanced
 
 S = JobState
 
@@ -73,7 +74,7 @@ def test_a_bad_target_names_itself_and_the_field(change: dict[str, object], says
 
 def run_submit_once(job_dir: Path, files: list[JobFile], submit: list[str]) -> subprocess.CompletedProcess[bytes]:
     argv = ["sh", "-c", SUBMIT_ONCE, "simgate", str(job_dir), *submit]
-    return subprocess.run(argv, input=_archive(files), capture_output=True, check=False)
+    return subprocess.run(argv, input=archive(files), capture_output=True, check=False)
 
 
 def test_submit_once_unpacks_privately_and_submits_once(tmp_path: Path) -> None:

@@ -9,17 +9,17 @@ import azure.functions as func
 import pytest
 
 from blueprints._http import answers_problems, header_value, json_response, page_links, problem, status_of
-from core.config import get_settings
 from core.errors import CatalogError, Conflict, InvalidInput, InvalidValues, NotFound, Unauthenticated, Unavailable
+from core.services import get_settings, reset_services
 
 
 @pytest.fixture
 def public_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SIMGATE_PUBLIC_URL", "https://gw.example/")
-    get_settings.cache_clear()
+    reset_services()
     yield
     monkeypatch.delenv("SIMGATE_PUBLIC_URL")
-    get_settings.cache_clear()
+    reset_services()
 
 
 def request(url: str = "https://gw.example/case?page=1") -> func.HttpRequest:
@@ -97,13 +97,13 @@ def test_links_start_from_the_public_url_when_it_is_set(public_url: None) -> Non
 @pytest.mark.parametrize("value", ["not a url", "ftp://gw.example", "https://gw.example/?x=1", "https://"])
 def test_a_public_url_that_is_not_a_base_url_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("SIMGATE_PUBLIC_URL", value)
-    get_settings.cache_clear()
+    reset_services()
     try:
         with pytest.raises(ValueError, match="SIMGATE_PUBLIC_URL"):
             get_settings()
     finally:
         monkeypatch.delenv("SIMGATE_PUBLIC_URL")
-        get_settings.cache_clear()
+        reset_services()
 
 
 # --- F10: no cache keeps an answer, no browser sniffs one ------------------------------------------------------

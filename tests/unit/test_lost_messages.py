@@ -1,89 +1,57 @@
-"""A lost queue message, with fakes at the storage and SSH ports: the reconciler sends again the dispatch (or the
-cancel) of a job whose message was lost, and a second message, in whatever order it arrives, submits nothing twice.
-
-The fakes: the jobs table in memory with ETags (conditional writes conflict as Table Storage's do), the dispatch
-queue and the outputs container as recorders, and the SSH pool as a counter of remote submits.
+"""A lost queue message, with fakes at the ports (`tests/fakes.py`): the reconciler sends again the dispatch (or
+the cancel) of a job whose message was lost, and a second message, in whatever order it arrives, submits nothing
+twice. The remote runner counts submits: a second submit of one job prints the first one's id, as the marker does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from core import dispatch
-from core.config import get_settings
-from core.errors import ConcurrencyConflict, NotFound
-from core.reconcile import SWEPT, WAITING, Sweep, reconcile
+from core.auth import Principal
+from core.cancel import cancel_job
+from core.ports import CommandResult
+from core.reconcile import Sweep, reconcile
 from core.records import Job, iso_time
-from core.schedulers import get_scheduler
-from core.ssh import CommandResult
+from core.services import use_services
 from core.states import JobState
-from core.targets import parse_targets
+from tests.fakes import FakeJobs, FakeOutputs, FakeQueue, fake_services
 
 NOW = datetime.now(UTC)  # the states a cancel or a dispatch writes are stamped with the real time
-TARGET = parse_targets('{"local": {"host": "127.0.0.1", "user": "sim", "key_file": "k", "scheduler": "direct", '
-                       '"known_hosts": "127.0.0.1 ssh-ed25519 AAAA", "base_dir": "/scratch/jobs"}}')["local"]
 
 
-class FakeTable:
-    """The jobs table's port: point reads, writes conditional on the ETag, and the reconciler's query."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, Job] = {}
-        self._etags = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def put(self, job: Job) -> Job:
-        self.rows[job.job_id] = replace(job, etag=str(next(self._etags)))
-        return self.rows[job.job_id]
-
-    def get(self, job_id: str) -> Job:
-        if job_id not in self.rows:
-            raise NotFound(job_id)
-        return self.rows[job_id]
-
-    def replace(self, job: Job) -> Job:
-        with self._lock:
-            if self.get(job.job_id).etag != job.etag:
-                raise ConcurrencyConflict("changed")
-            return self.put(job)
-
-    def find(self, query: str, parameters: dict[str, Any], limit: int) -> list[Job]:
-        # What the OData filter says (the integration tests run the real one on Azurite); the SDK substitutes
-        # "@name" only as a word between spaces.
-        assert set(re.findall(r"@(\S+)", query)) == set(parameters) == {"lost", "resend"}
-        lost, resend = parameters["lost"], parameters["resend"]
-        found = [j for j in self.rows.values()
-                 if (j.status in SWEPT and j.updated_at < lost) or (j.status in WAITING and j.updated_at < resend)]
-        return found[:limit]
+class WorkerDied(Exception):
+    """The dispatch worker's process went away (nothing in dispatch catches it)."""
 
 
 @dataclass
 class Port:
-    """Everything the fakes saw."""
+    """The fakes, and what the remote side saw."""
 
-    table: FakeTable = field(default_factory=FakeTable)
-    sent: list[tuple[str, str | None]] = field(default_factory=list)  # (job id, action) put on the queue
-    containers: list[str] = field(default_factory=list)
+    table: FakeJobs
+    queue: FakeQueue
+    outputs: FakeOutputs
     submits: list[str] = field(default_factory=list)  # job ids submitted on the target
     die_at_submit: bool = False  # the worker dies in the middle of its remote submit
     die_at_cancel: bool = False  # the worker dies as it would send a cancel
     while_submitting: Any = None  # called during the remote submit, with the job's id
 
+    @property
+    def sent(self) -> list[tuple[str, str | None]]:
+        return [(job_id, action) for job_id, action, _ in self.queue.sent]
+
+    @property
+    def containers(self) -> list[str]:
+        return list(self.outputs.uploads)
+
     def messages(self, job_id: str, action: str | None = None) -> int:
         return self.sent.count((job_id, action))
-
-
-class WorkerDied(Exception):
-    """The dispatch worker's process went away (nothing in dispatch catches it)."""
 
 
 @pytest.fixture
@@ -91,47 +59,29 @@ def port(monkeypatch: pytest.MonkeyPatch) -> Iterator[Port]:
     # Each test's own "now": the states the code writes are stamped with the real time, which must not have run
     # ahead of NOW (a whole suite can run for minutes after this module is imported).
     monkeypatch.setitem(globals(), "NOW", datetime.now(UTC))
-    import core.storage.jobs_table
-    import core.storage.outputs
-    import core.storage.queues
+    seen: Port
 
-    seen = Port()
+    async def remote(target: Any, argv: list[str], stdin: bytes | None) -> CommandResult:
+        job_id = argv[4].rsplit("/", 1)[-1]  # SUBMIT_ONCE's "$1": the job's folder
+        if seen.die_at_submit:
+            seen.die_at_submit = False
+            raise WorkerDied
+        if seen.while_submitting is not None:
+            await asyncio.to_thread(seen.while_submitting, job_id)
+        if job_id not in seen.submits:  # the marker: a second submit prints the first one's id
+            seen.submits.append(job_id)
+        return CommandResult(0, f"{4000 + seen.submits.index(job_id)}\n", "")
 
-    class Outputs:
-        def create(self, job_id: str) -> None:
-            seen.containers.append(job_id)
-
-    class Pool:
-        async def run(self, target: Any, argv: list[str], stdin: bytes | None = None) -> CommandResult:
-            job_id = argv[4].rsplit("/", 1)[-1]  # SUBMIT_ONCE's "$1": the job's folder
-            if seen.die_at_submit:
-                seen.die_at_submit = False
-                raise WorkerDied
-            if seen.while_submitting is not None:
-                await asyncio.to_thread(seen.while_submitting, job_id)
-            if job_id not in seen.submits:  # the marker: a second submit prints the first one's id
-                seen.submits.append(job_id)
-            return CommandResult(0, f"{4000 + seen.submits.index(job_id)}\n", "")
-
-    monkeypatch.setattr(core.storage.jobs_table, "jobs_table", lambda: seen.table)
-    monkeypatch.setattr(core.storage.outputs, "job_outputs", Outputs)
-    def enqueue(job_id: str, action: str | None = None) -> None:
+    def before_send(job_id: str, action: str | None) -> None:
         if action == "cancel" and seen.die_at_cancel:
             seen.die_at_cancel = False
             raise WorkerDied
-        seen.sent.append((job_id, action))
 
-    monkeypatch.setattr(core.storage.queues, "enqueue_dispatch", enqueue)
-    monkeypatch.setattr(dispatch, "pool", Pool)
-    monkeypatch.setattr(dispatch, "_files", lambda plan: [])
-    monkeypatch.setattr(dispatch, "plan_for", lambda job: dispatch.Plan(
-        job, TARGET, get_scheduler("direct"), f"{TARGET.base_dir}/{job.job_id}"))
-    monkeypatch.setenv("SIMGATE_RESEND_AFTER_SECONDS", "300")
-    monkeypatch.setenv("SIMGATE_LOST_AFTER_MINUTES", "15")
-    monkeypatch.setenv("SIMGATE_CALLBACK_URL", "http://127.0.0.1:7071")  # where the wrapper reports (loopback)
-    get_settings.cache_clear()
-    yield seen
-    get_settings.cache_clear()
+    services = fake_services(remote, resend_after_seconds=300, lost_after_minutes=15)
+    seen = Port(services.jobs, services.queue, services.outputs)  # type: ignore[arg-type]
+    seen.queue.before_send = before_send
+    with use_services(services):
+        yield seen
 
 
 def a_job(port: Port, status: JobState, minutes_ago: float, n: int = 0, **changes: Any) -> str:
@@ -213,9 +163,6 @@ def test_a_claim_whose_worker_died_is_finished_by_its_own_message(port: Port) ->
 
 
 def test_a_job_cancelled_mid_submit_whose_cancel_was_lost_gets_it_again(port: Port) -> None:
-    from core.auth import Principal
-    from core.cancel import cancel_job
-
     job_id = a_job(port, JobState.SUBMITTED, 1)
 
     def user_cancels(_: str) -> None:

@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 
 from core.bodies import StatusReport, parse_body
-from core.config import _blob_service_url, _minutes, get_settings
+from core.config import _blob_service_url, _minutes
 from core.errors import Conflict, InvalidBody, Unauthenticated, Unavailable
 from core.records import Job, Output, hash_token, iso_time
-from core.reports import RENEW_WITHIN, _bounded, _merged, _reason, _state, output_id
+from core.reports import bounded, merged, output_id, report_reason, reported_state
+from core.services import get_settings
 from core.states import JobState
 from core.storage.azurite import AzuriteCredential
+from core.transitions import RENEW_WITHIN
 from tests.infra import load_wrapper
 
 TOKEN = "t" * 43
@@ -27,7 +29,7 @@ def job(status: JobState, **changes: Any) -> Job:
 
 def merge(current: Job, status: str, token: str = TOKEN, **extra: Any) -> Job | None:
     report = parse_body(StatusReport, {"status": status, **extra})
-    return _merged(current, report, _state(status), token, None)
+    return merged(current, report, reported_state(status), token, None)
 
 
 @pytest.mark.parametrize(("text", "state"), [
@@ -36,13 +38,13 @@ def merge(current: Job, status: str, token: str = TOKEN, **extra: Any) -> Job | 
     (" failed ", JobState.FAILED), ("cancelled", JobState.CANCELLED),
 ])
 def test_status_names_are_case_insensitive_with_the_seeds_aliases(text: str, state: JobState) -> None:
-    assert _state(text) is state
+    assert reported_state(text) is state
 
 
 @pytest.mark.parametrize("text", ["DRAFT", "submitted", "QUEUED", "cancelling", "bogus", "clean-up"])
 def test_states_a_simulator_does_not_report_are_refused_naming_status(text: str) -> None:
     with pytest.raises(InvalidBody) as caught:
-        _state(text)
+        reported_state(text)
     assert caught.value.errors[0].name == "status"
 
 
@@ -118,7 +120,7 @@ def test_a_token_replaced_meanwhile_is_refused() -> None:
 def test_a_final_report_replaces_the_outputs() -> None:
     found = (Output("a.csv", "a", "a.csv", "A", "text/csv", 3),)
     report = parse_body(StatusReport, {"status": "done"})
-    done = _merged(job(JobState.FINALIZING), report, JobState.COMPLETED, TOKEN, found)
+    done = merged(job(JobState.FINALIZING), report, JobState.COMPLETED, TOKEN, found)
     assert done is not None
     assert done.outputs == found
 
@@ -138,12 +140,12 @@ def test_a_final_report_replaces_the_outputs() -> None:
     ({"status": "RUNNING", "exit_code": 3}, None),
 ])
 def test_failed_always_carries_a_reason(body: dict[str, Any], reason: str | None) -> None:
-    assert _reason(parse_body(StatusReport, body), _state(body["status"])) == reason
+    assert report_reason(parse_body(StatusReport, body), reported_state(body["status"])) == reason
 
 
 def test_a_reason_is_bounded() -> None:
     report = parse_body(StatusReport, {"status": "FAILED", "exit_code": 1, "message": "exit code 1: " + "x" * 1900})
-    reason = _reason(report, JobState.FAILED)
+    reason = report_reason(report, JobState.FAILED)
     assert reason is not None
     assert len(reason) == 300
     assert reason.startswith("exit code 1: xxx")
@@ -186,8 +188,8 @@ def test_the_azurite_credential_serves_only_local_endpoints() -> None:
 
 
 def test_a_reason_is_one_bounded_line() -> None:
-    assert _bounded("exit code 1:\n  blockMesh   failed") == "exit code 1: blockMesh failed"
-    long = _bounded("x" * 1000)
+    assert bounded("exit code 1:\n  blockMesh   failed") == "exit code 1: blockMesh failed"
+    long = bounded("x" * 1000)
     assert long is not None
     assert len(long) == 300
     assert long.endswith("…")

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
+from core import jobfolder
 from core.bodies import MAX_OUTPUTS, OUTPUT_FILE, StatusReport, parse_body
 from core.cases import LOG_OUTPUTS
 from tests.infra import load_wrapper
@@ -574,3 +575,11 @@ def test_outputs_may_lie_at_most_five_names_deep(tmp_path: Path) -> None:
         (tmp_path / rel).write_text(rel)
     selection = w.select_files(str(tmp_path), [{"name": "text", "glob": "*.txt"}])
     assert [p.file for p in selection.files] == ["a/b/c/d/e.txt"]  # as the gateway's claim pattern allows
+
+
+def test_the_wrapper_and_the_gateway_name_the_job_folder_alike() -> None:
+    """The cross-process contract of `core.jobfolder`: the wrapper keeps its own copies, and they must agree."""
+    assert (w.JOB_FILE, w.WRAPPER_FILE, w.BATCH_FILE, w.EXIT_CODE_FILE, w.STDOUT_LOG, w.STDERR_LOG) == (
+        jobfolder.JOB_FILE, jobfolder.WRAPPER_FILE, jobfolder.BATCH_FILE, jobfolder.EXIT_CODE_FILE,
+        jobfolder.STDOUT_LOG, jobfolder.STDERR_LOG)
+    assert w.API_VERSION == jobfolder.STORAGE_API_VERSION
