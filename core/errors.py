@@ -17,6 +17,7 @@ translated into these where they enter, marked `transient` when a retry may succ
     ├── InvalidValues       field values break their specs (422)
     ├── CatalogError        a case file is broken: a deployment bug, fails loudly at load
     ├── DispatchRefused     a simulator refused the job for good: the job FAILS with the reason
+    │   └── InvalidSubmission  a scheduler adapter cannot put the job, target or answer into its terms
     └── Unavailable         a dependency failed; transient (503)
 """
 
@@ -127,6 +128,13 @@ class DispatchRefused(GatewayError):
     """A simulator refused a job for good (host key, authentication, a failing submit): retrying won't help."""
 
     title = "Dispatch refused"
+
+
+class InvalidSubmission(DispatchRefused):
+    """A scheduler adapter refused a value: a job field, a target option, a job id, or a scheduler's answer it cannot
+    read. It names the value; the same input fails the same way again, so it is never transient."""
+
+    title = "Invalid submission"
 
 
 class Unavailable(GatewayError):

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.cases import Requirement, field_path
 from core.config import APP_ROOT
 from core.errors import CatalogError, NotFound
+from core.schedulers import SCHEDULERS
 from core.services import services
 
 
@@ -35,7 +36,7 @@ class Target(BaseModel):
     key_file: str | None = None
     key_setting: str | None = None
     known_hosts: str = Field(min_length=1)  # known_hosts lines pinning the host's key(s)
-    scheduler: Literal["direct", "slurm", "pbs"] = "direct"
+    scheduler: str = "direct"  # a name in core.schedulers.SCHEDULERS
     base_dir: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")  # absolute; job folders are made below it
     setup: tuple[str, ...] = ()  # shell lines run before the job (trusted: written by the operator)
     options: dict[str, str] = Field(default_factory=dict)
@@ -45,6 +46,13 @@ class Target(BaseModel):
     python: str = Field(default="python3", pattern=r"^[A-Za-z0-9_./-]+$")
     connect_timeout: float = Field(default=15, gt=0, le=300)
     command_timeout: float = Field(default=60, gt=0, le=3600)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, name: str) -> str:
+        if name not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}")
+        return name
 
     @model_validator(mode="after")
     def _one_key(self) -> Self:

@@ -44,7 +44,7 @@ class Submission:
 
 
 class Scheduler(Protocol):
-    """A scheduler adapter (`direct`, `slurm`, `pbs`)."""
+    """A scheduler adapter (`direct`, `slurm`, `pbs`, ...); `common.BatchScheduler` implements the shared part."""
 
     name: str
 
@@ -57,7 +57,7 @@ class Scheduler(Protocol):
         ...
 
     def parse_submit(self, stdout: str) -> str:
-        """The scheduler's job id in the submit command's output; `ValueError` when there is none."""
+        """The scheduler's job id in the submit command's output; `InvalidSubmission` when there is none."""
         ...
 
     def status_argv(self, ids: list[str]) -> list[str]:

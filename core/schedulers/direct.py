@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 
 from core.schedulers.base import RemoteState, Submission
-from core.schedulers.common import check_options, check_submission, last_line, script_body
+from core.schedulers.common import BatchScheduler, check_submission, register
 
-PID = re.compile(r"[1-9][0-9]{0,9}")
+# Never 1: PID 1 is init, and "kill -TERM -1" would signal every process of the user.
+PID = re.compile(r"(?!1\Z)[1-9][0-9]{0,9}")
 
 # "$1" the batch script, "$2" the job folder. Prints the PID at once; the job keeps nothing of this shell's
 # stdin/stdout/stderr (an SSH channel would otherwise stay open until the job ends).
@@ -48,44 +49,30 @@ STATUS = (
 CANCEL = 'kill -TERM -"$1"'
 
 
-class DirectScheduler:
-    """Runs the job as a detached process on the target itself."""
+@register
+class DirectScheduler(BatchScheduler):
+    """Runs the job as a detached process on the target itself. No options: resources are not enforced here, there
+    is nothing to set, so the script has no directives."""
 
     name = "direct"
-
-    def batch_script(self, job: Submission) -> str:
-        """A POSIX sh script: `cd` to the job folder, the set-up lines, then `exec` the command."""
-        check_submission(job)
-        check_options(job.options, {}, self.name)  # resources are not enforced here: there is nothing to set
-        return "\n".join(["#!/bin/sh", *script_body(job)]) + "\n"
+    JOB_ID = PID
+    ID_NAME = "job's process id"
+    SUBMITTER = "the submit command"
 
     def submit_argv(self, script_path: str, job: Submission) -> list[str]:
         """Start the script detached, in its own session, output to `stdout.txt`/`stderr.txt`; print its PID."""
         check_submission(job)
         return ["sh", "-c", SUBMIT, "simgate-submit", script_path, job.job_dir]
 
-    def parse_submit(self, stdout: str) -> str:
-        """The PID the submit command printed."""
-        return _pid(last_line(stdout, "the submit command"))
-
-    def status_argv(self, ids: list[str]) -> list[str]:
+    def status_command(self, ids: list[str]) -> list[str]:
         """One `sh` that looks up every PID in /proc."""
-        if not ids:
-            raise ValueError("no process ids to ask about")
-        return ["sh", "-c", STATUS, "simgate-status", *[_pid(i) for i in ids]]
+        return ["sh", "-c", STATUS, "simgate-status", *ids]
 
     def parse_status(self, stdout: str, ids: list[str]) -> dict[str, RemoteState]:
         """RUNNING for a PID listed, DONE for one not (the job's report or exit-code file tells how it ended)."""
         present = {line.split()[0] for line in stdout.splitlines() if line.strip()}
         return {i: RemoteState.RUNNING if i in present else RemoteState.DONE for i in ids}
 
-    def cancel_argv(self, scheduler_id: str) -> list[str]:
+    def cancel_command(self, scheduler_id: str) -> list[str]:
         """SIGTERM to the job's whole process group."""
-        return ["sh", "-c", CANCEL, "simgate-cancel", _pid(scheduler_id)]
-
-
-def _pid(text: str) -> str:
-    # PID 1 is init, and "kill -TERM -1" would signal every process of the user: never a job's id.
-    if not PID.fullmatch(text) or text == "1":
-        raise ValueError(f"{text!r} is not a job's process id")
-    return text
+        return ["sh", "-c", CANCEL, "simgate-cancel", scheduler_id]

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from typing import Self
 
+from core.errors import InvalidSubmission, Unavailable
 from core.schedulers.base import RemoteState, Submission
-from core.schedulers.common import SIMPLE_VALUE, check_options, check_submission, last_line, script_body
+from core.schedulers.common import SIMPLE_VALUE, BatchScheduler, register
 
 FLAVOURS = ("pro", "torque")
 OPTIONS = {"queue": SIMPLE_VALUE, "account": SIMPLE_VALUE, "flavour": re.compile("|".join(FLAVOURS))}
@@ -58,53 +60,53 @@ STATUS = (
 QSTAT_ARGS = {"pro": "-x -f -F json", "torque": "-f"}
 
 
-class PbsScheduler:
+@register
+class PbsScheduler(BatchScheduler):
     """PBS Pro, OpenPBS or Torque through `qsub`, `qstat` and `qdel`."""
 
     name = "pbs"
+    OPTIONS = OPTIONS
+    JOB_ID = JOB_ID
+    ID_NAME = "PBS job id"
+    SUBMITTER = "qsub"
+    DIRECTIVE = "#PBS"
 
     def __init__(self, flavour: str = "pro") -> None:
         """`flavour` picks the `qstat` form for status; scripts follow each job's own `flavour` option."""
         if flavour not in FLAVOURS:
-            raise ValueError(f"PBS flavour {flavour!r} must be one of {', '.join(FLAVOURS)}")
+            raise InvalidSubmission(f"PBS flavour {flavour!r} must be one of {', '.join(FLAVOURS)}")
         self.flavour = flavour
 
-    def batch_script(self, job: Submission) -> str:
-        """`#PBS` directives from the Submission and its options, then the common body."""
-        check_submission(job)
-        check_options(job.options, OPTIONS, self.name)
-        directives = [f"#PBS {d}" for d in _directives(job, job.options.get("flavour", self.flavour))]
-        return "\n".join(["#!/bin/sh", *directives, *script_body(job)]) + "\n"
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> Self:
+        """The adapter for the target's `flavour` (`pro` when it sets none): status commands differ between them."""
+        return cls(options.get("flavour", "pro"))
+
+    def directives(self, job: Submission) -> list[str]:
+        """Shell, name, resources in the job's flavour, time, the log files, queue and account."""
+        return _directives(job, job.options.get("flavour", self.flavour))
 
     def submit_argv(self, script_path: str, job: Submission) -> list[str]:
-        """`qsub script`: prints the job id."""
+        """`qsub script`: prints the job id, `123.server`, or `123[].server` for an array."""
         return ["qsub", script_path]
 
-    def parse_submit(self, stdout: str) -> str:
-        """The job id qsub printed: `123.server`, or `123[].server` for an array."""
-        line = last_line(stdout, "qsub")
-        if not JOB_ID.fullmatch(line):
-            raise ValueError(f"qsub printed no job id: {line[:200]!r}")
-        return line
-
-    def status_argv(self, ids: list[str]) -> list[str]:
+    def status_command(self, ids: list[str]) -> list[str]:
         """One `qstat` (full, JSON with history for PBS Pro; full text for Torque) for all ids."""
-        if not ids:
-            raise ValueError("no PBS job ids to ask about")
         script = STATUS.replace("{args}", QSTAT_ARGS[self.flavour])
-        return ["sh", "-c", script, "simgate-status", *[_job_id(i) for i in ids]]
+        return ["sh", "-c", script, "simgate-status", *ids]
 
     def parse_status(self, stdout: str, ids: list[str]) -> dict[str, RemoteState]:
         """Each id's state from `qstat -f` output, JSON or text; UNKNOWN when it is not listed.
 
-        `ValueError` when the output claims to be JSON and is not: a cut-off answer must not read as "all gone".
+        `Unavailable` when the output claims to be JSON and is not: a cut-off answer must not read as "all gone",
+        and asking again may get a whole one.
         """
         states = _json_states(stdout) if stdout.lstrip().startswith("{") else _text_states(stdout)
         return {i: states.get(_sequence(i), RemoteState.UNKNOWN) for i in ids}
 
-    def cancel_argv(self, scheduler_id: str) -> list[str]:
+    def cancel_command(self, scheduler_id: str) -> list[str]:
         """`qdel id` (exits non-zero for a job that has already ended)."""
-        return ["qdel", _job_id(scheduler_id)]
+        return ["qdel", scheduler_id]
 
 
 def _directives(job: Submission, flavour: str) -> list[str]:
@@ -142,14 +144,8 @@ def _name(name: str) -> str:
 def _path(job_dir: str, name: str) -> str:
     path = f"{job_dir.rstrip('/')}/{name}"
     if not SAFE_PATH.fullmatch(path):
-        raise ValueError(f"job_dir {job_dir!r} cannot go in a #PBS line (only letters, digits and _ . / + -)")
+        raise InvalidSubmission(f"job_dir {job_dir!r} cannot go in a #PBS line (only letters, digits and _ . / + -)")
     return path
-
-
-def _job_id(text: str) -> str:
-    if not JOB_ID.fullmatch(text):
-        raise ValueError(f"{text!r} is not a PBS job id")
-    return text
 
 
 def _sequence(job_id: str) -> str:
@@ -161,10 +157,10 @@ def _json_states(stdout: str) -> dict[str, RemoteState]:
     try:
         report = json.loads(stdout)
     except ValueError as exc:
-        raise ValueError(f"qstat's JSON does not parse: {exc}") from exc
+        raise Unavailable(f"qstat's JSON does not parse: {exc}") from exc
     jobs = report.get("Jobs", {}) if isinstance(report, dict) else None  # no "Jobs" at all when none is listed
     if not isinstance(jobs, Mapping):
-        raise ValueError("qstat's JSON has no object of jobs")
+        raise Unavailable("qstat's JSON has no object of jobs")
     return {_sequence(key): _state(job.get("job_state")) for key, job in jobs.items() if isinstance(job, Mapping)}
 
 

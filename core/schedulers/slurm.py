@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
+from core.errors import InvalidSubmission
 from core.schedulers.base import RemoteState, Submission
-from core.schedulers.common import SIMPLE_VALUE, check_options, check_submission, last_line, script_body
+from core.schedulers.common import SIMPLE_VALUE, BatchScheduler, register
 
 # sbatch reads `#SBATCH` lines with its own parser, not the shell's: whitespace splits arguments unless inside double
 # quotes, "#" starts a comment even inside them, and slurmd later reads `--output`/`--error` as filename patterns
@@ -61,51 +62,50 @@ PRECEDENCE = [RemoteState.RUNNING, RemoteState.PENDING, RemoteState.UNKNOWN, Rem
               RemoteState.CANCELLED, RemoteState.DONE]
 
 
-class SlurmScheduler:
+@register
+class SlurmScheduler(BatchScheduler):
     """Slurm through `sbatch`, `squeue` and `scancel`."""
 
     name = "slurm"
+    OPTIONS = OPTIONS
+    JOB_ID = JOB_ID
+    ID_NAME = "Slurm job id"
+    SUBMITTER = "sbatch"
+    DIRECTIVE = "#SBATCH"
 
-    def batch_script(self, job: Submission) -> str:
-        """`#SBATCH` directives from the Submission and its options, then the common body."""
-        check_submission(job)
-        check_options(job.options, OPTIONS, self.name)
-        directives = [f"#SBATCH {d}" for d in _directives(job)]
-        return "\n".join(["#!/bin/sh", *directives, *script_body(job)]) + "\n"
+    def directives(self, job: Submission) -> list[str]:
+        """Resources, time, the log files and the folder, then the job's options in `OPTIONS` order."""
+        return _directives(job)
 
     def submit_argv(self, script_path: str, job: Submission) -> list[str]:
         """`sbatch --parsable script`: prints only the id (and the cluster, when not the local one)."""
         return ["sbatch", "--parsable", script_path]
 
-    def parse_submit(self, stdout: str) -> str:
+    def submitted_id(self, line: str) -> str:
         """The job id from `id` or `id;cluster` (the cluster is dropped: squeue and scancel read the same
         SLURM_CLUSTERS/-M setting of the target as sbatch did)."""
-        line = last_line(stdout, "sbatch")
         match = SUBMITTED.fullmatch(line)
         if not match:
-            raise ValueError(f"sbatch printed no job id: {line[:200]!r}")
+            raise InvalidSubmission(f"{self.SUBMITTER} printed no {self.ID_NAME}: {line[:200]!r}")
         return match.group(1)
 
-    def status_argv(self, ids: list[str]) -> list[str]:
+    def status_command(self, ids: list[str]) -> list[str]:
         """One `squeue` for all ids, every state, no header, `id|STATE` per row."""
-        if not ids:
-            raise ValueError("no Slurm job ids to ask about")
-        checked = [_job_id(i) for i in ids]
         # squeue asks slurmctld for a lone id directly and exits 1 ("Invalid job id specified") once the job is
         # forgotten (MinJobAge); with two or more ids it lists and filters, exiting 0 with the known ones. Naming a
         # lone id twice keeps "forgotten" an answer (the id is absent) and a non-zero exit a real failure.
-        if len(checked) == 1:
-            checked *= 2
-        return ["squeue", "--noheader", "--states=all", "--format=%i|%T", f"--jobs={','.join(checked)}"]
+        if len(ids) == 1:
+            ids = ids * 2
+        return ["squeue", "--noheader", "--states=all", "--format=%i|%T", f"--jobs={','.join(ids)}"]
 
     def parse_status(self, stdout: str, ids: list[str]) -> dict[str, RemoteState]:
         """Each id's state; UNKNOWN when squeue no longer lists it (or lists a state this table does not know)."""
         rows = _rows(stdout)
         return {i: _combined([state for row_id, state in rows if _belongs(row_id, i)]) for i in ids}
 
-    def cancel_argv(self, scheduler_id: str) -> list[str]:
+    def cancel_command(self, scheduler_id: str) -> list[str]:
         """`scancel id` (exits 0 for a job that has already ended, too)."""
-        return ["scancel", _job_id(scheduler_id)]
+        return ["scancel", scheduler_id]
 
 
 def _directives(job: Submission) -> list[str]:
@@ -123,14 +123,9 @@ def _directives(job: Submission) -> list[str]:
 def _path(job_dir: str, name: str | None = None) -> str:
     path = f"{job_dir.rstrip('/')}/{name}" if name else job_dir
     if UNSAFE_IN_DIRECTIVE.search(path):
-        raise ValueError(f"job_dir {job_dir!r} cannot go in an #SBATCH line (no \", \\, %, # or control characters)")
+        raise InvalidSubmission(
+            f"job_dir {job_dir!r} cannot go in an #SBATCH line (no \", \\, %, # or control characters)")
     return f'"{path}"'
-
-
-def _job_id(text: str) -> str:
-    if not JOB_ID.fullmatch(text):
-        raise ValueError(f"{text!r} is not a Slurm job id")
-    return text
 
 
 def _rows(stdout: str) -> list[tuple[str, RemoteState]]:

@@ -4,25 +4,32 @@ Slurm and PBS are read as strings (the real Slurm runs in tests/integration)."""
 
 from __future__ import annotations
 
+import json
 import os
+import pkgutil
+import re
 import shlex
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+import core.schedulers
+from core.errors import CatalogError, DispatchRefused, InvalidSubmission, Unavailable
+from core.schedulers import SCHEDULERS, get_scheduler
 from core.schedulers import direct as direct_module
-from core.schedulers import get_scheduler
 from core.schedulers import pbs as pbs_module
 from core.schedulers.base import RemoteState, Scheduler, Submission
+from core.schedulers.common import BatchScheduler, register
 from core.schedulers.direct import DirectScheduler
 from core.schedulers.pbs import PbsScheduler
 from core.schedulers.slurm import STATES as SLURM_STATES
 from core.schedulers.slurm import SlurmScheduler
+from core.targets import parse_targets
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "schedulers"
 JOB_ID = "0f1e2d3c4b5a6978-8234567890123-a1b2c3"
@@ -35,6 +42,7 @@ SAMPLE = Submission(
 HOSTILE = "job dir $(touch PWNED1) `touch PWNED2`; touch PWNED3 & 'q' \"dq\" | > x\ntouch PWNED4"
 PENDING, RUNNING, DONE = RemoteState.PENDING, RemoteState.RUNNING, RemoteState.DONE
 CANCELLED, FAILED, UNKNOWN = RemoteState.CANCELLED, RemoteState.FAILED, RemoteState.UNKNOWN
+REGISTERED = tuple(SCHEDULERS)  # as the package registered them, before any test adds one
 
 
 def sample(**changes: Any) -> Submission:
@@ -56,8 +64,115 @@ def test_get_scheduler_knows_three_names() -> None:
     assert isinstance(get_scheduler("direct"), DirectScheduler)
     assert isinstance(get_scheduler("slurm"), SlurmScheduler)
     assert isinstance(get_scheduler("pbs"), PbsScheduler)
-    with pytest.raises(ValueError, match="direct, slurm, pbs"):
+    with pytest.raises(InvalidSubmission, match="direct, pbs, slurm"):
         get_scheduler("sge")
+
+
+# --- the registry: a new scheduler is one module ----------------------------------------------------------------
+
+
+@pytest.fixture
+def registry() -> Iterator[None]:
+    """The registry, restored after the test: a scheduler a test registers does not outlive it."""
+    saved = dict(SCHEDULERS)
+    yield
+    SCHEDULERS.clear()
+    SCHEDULERS.update(saved)
+
+
+def moab() -> type[BatchScheduler]:
+    """A whole adapter in a few lines, as dask-jobqueue's moab.py is: its data, its directives, its commands."""
+
+    @register
+    class MoabScheduler(BatchScheduler):
+        name = "moab"
+        OPTIONS: ClassVar[Mapping[str, re.Pattern[str]]] = {"queue": re.compile(r"[a-z]+")}
+        JOB_ID = re.compile(r"\d+")
+        ID_NAME = "Moab job id"
+        SUBMITTER = "msub"
+        DIRECTIVE = "#MSUB"
+
+        def directives(self, job: Submission) -> list[str]:
+            return [f"-N {job.name}", f"-l nodes={job.nodes}:ppn={job.cpus}", f"-l walltime={job.walltime}"]
+
+        def submit_argv(self, script_path: str, job: Submission) -> list[str]:
+            return ["msub", script_path]
+
+        def status_command(self, ids: list[str]) -> list[str]:
+            return ["checkjob", "--format=json", *ids]
+
+        def parse_status(self, stdout: str, ids: list[str]) -> dict[str, RemoteState]:
+            states = json.loads(stdout)
+            return {i: RemoteState(states[i]) if i in states else UNKNOWN for i in ids}
+
+        def cancel_command(self, scheduler_id: str) -> list[str]:
+            return ["canceljob", scheduler_id]
+
+    return MoabScheduler
+
+
+def target_spec(scheduler: str) -> str:
+    return json.dumps({"hpc": {"host": "hpc.example.org", "user": "sim", "key_file": "k", "known_hosts": "h k",
+                               "base_dir": "/home/sim/jobs", "scheduler": scheduler}})
+
+
+def test_a_new_scheduler_is_one_registered_class(registry: None) -> None:
+    adapter = moab()
+    assert isinstance(get_scheduler("moab", {}), adapter)
+    assert parse_targets(target_spec("moab"))["hpc"].scheduler == "moab"
+    moab_scheduler = get_scheduler("moab")
+    # The base class wrote the script around its directives and checked the job and its options...
+    assert moab_scheduler.batch_script(sample(options={"queue": "batch"})).splitlines()[:5] == [
+        "#!/bin/sh", f"#MSUB -N {JOB_ID}", "#MSUB -l nodes=2:ppn=4", "#MSUB -l walltime=01:30:00", "set -eu"]
+    with pytest.raises(InvalidSubmission, match="moab does not know the option 'partition'"):
+        moab_scheduler.batch_script(sample(options={"partition": "debug"}))
+    with pytest.raises(InvalidSubmission, match="walltime"):
+        moab_scheduler.batch_script(sample(walltime="1h"))
+    # ...and checks every id, reads the submit command's last line and refuses an empty status call.
+    assert moab_scheduler.parse_submit("Welcome\n4242\n") == "4242"
+    with pytest.raises(InvalidSubmission, match="msub printed no Moab job id"):
+        moab_scheduler.parse_submit("msub: rejected\n")
+    assert moab_scheduler.status_argv(["1", "2"]) == ["checkjob", "--format=json", "1", "2"]
+    assert moab_scheduler.parse_status('{"1": "RUNNING"}', ["1", "2"]) == {"1": RUNNING, "2": UNKNOWN}
+    with pytest.raises(InvalidSubmission, match="no moab job ids"):
+        moab_scheduler.status_argv([])
+    with pytest.raises(InvalidSubmission, match="'1; id' is not a Moab job id"):
+        moab_scheduler.cancel_argv("1; id")
+    assert moab_scheduler.cancel_argv("4242") == ["canceljob", "4242"]
+    with pytest.raises(ValueError, match="'moab' is registered already"):
+        moab()
+    del SCHEDULERS["moab"]
+    with pytest.raises(CatalogError, match=r"scheduler: .*unknown scheduler 'moab': use one of direct, pbs, slurm"):
+        parse_targets(target_spec("moab"))
+
+
+def test_every_adapter_class_in_the_package_is_registered() -> None:
+    adapters = []
+    for module in pkgutil.iter_modules(core.schedulers.__path__):
+        namespace = vars(__import__(f"core.schedulers.{module.name}", fromlist=["_"]))
+        adapters += [c for c in namespace.values() if isinstance(c, type) and issubclass(c, BatchScheduler)
+                     and c is not BatchScheduler and c.__module__ == f"core.schedulers.{module.name}"]
+    assert sorted(a.name for a in adapters) == sorted(REGISTERED) == ["direct", "pbs", "slurm"]
+    for adapter in adapters:
+        assert type(get_scheduler(adapter.name)) is adapter
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_every_registered_scheduler_has_captured_output_that_a_test_reads(name: str) -> None:
+    files = sorted(p.name for p in (DATA / name).glob("*"))
+    assert files, f"tests/data/schedulers/{name}/ holds no captured output of {name}"
+    readme, tests = (DATA / "README.md").read_text(encoding="utf-8"), Path(__file__).read_text(encoding="utf-8")
+    for file in files:
+        assert f"`{name}/{file}`" in readme, f"{name}/{file} is not in tests/data/schedulers/README.md"
+        assert f'data("{name}/{file}")' in tests, f"no test reads {name}/{file}"
+
+
+def test_an_invalid_submission_fails_the_job_for_good() -> None:
+    # Dispatch fails a job on a non-transient GatewayError and retries a transient one; a bug (ValueError) is neither.
+    assert issubclass(InvalidSubmission, DispatchRefused)
+    assert not InvalidSubmission.transient
+    assert not issubclass(InvalidSubmission, ValueError)
+    assert Unavailable.transient  # a status answer cut off (PBS's JSON): asking again may do
 
 
 def test_pbs_takes_its_flavour_from_the_target_options() -> None:
@@ -65,14 +180,16 @@ def test_pbs_takes_its_flavour_from_the_target_options() -> None:
     assert isinstance(pbs, PbsScheduler)
     assert pbs.flavour == "torque"
     assert PbsScheduler().flavour == "pro"
-    with pytest.raises(ValueError, match="flavour"):
+    with pytest.raises(InvalidSubmission, match="flavour"):
         PbsScheduler("slurm")
 
 
-SCHEDULERS: list[Scheduler] = [DirectScheduler(), SlurmScheduler(), PbsScheduler(), PbsScheduler("torque")]
+# Every registered scheduler, made as for a target without options, plus PBS's other flavour.
+ADAPTERS = [pytest.param(get_scheduler(name), id=name) for name in REGISTERED] + [
+    pytest.param(PbsScheduler("torque"), id="torque")]
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=lambda s: getattr(s, "flavour", s.name))
+@pytest.mark.parametrize("scheduler", ADAPTERS)
 @pytest.mark.parametrize(
     "changes",
     [
@@ -83,7 +200,7 @@ SCHEDULERS: list[Scheduler] = [DirectScheduler(), SlurmScheduler(), PbsScheduler
     ],
 )
 def test_a_submission_that_cannot_go_into_a_script_is_refused(scheduler: Scheduler, changes: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match=next(iter(changes))):
+    with pytest.raises(InvalidSubmission, match=next(iter(changes))):
         scheduler.batch_script(sample(options={}, **changes))
 
 
@@ -109,9 +226,9 @@ def test_the_job_folder_is_one_quoted_word_and_the_script_parses(
     assert checked.returncode == 0, checked.stderr
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=lambda s: getattr(s, "flavour", s.name))
+@pytest.mark.parametrize("scheduler", ADAPTERS)
 def test_status_needs_at_least_one_id(scheduler: Scheduler) -> None:
-    with pytest.raises(ValueError, match="no"):
+    with pytest.raises(InvalidSubmission, match="no"):
         scheduler.status_argv([])
 
 
@@ -141,7 +258,7 @@ def test_direct_script() -> None:
 
 
 def test_direct_takes_no_options() -> None:
-    with pytest.raises(ValueError, match="partition"):
+    with pytest.raises(InvalidSubmission, match="partition"):
         DirectScheduler().batch_script(sample(options={"partition": "debug"}))
 
 
@@ -161,22 +278,22 @@ def test_direct_parse_submit() -> None:
 
 @pytest.mark.parametrize("stdout", ["", "\n \n", "abc", "0", "1", "-5", "12 34", "12345;x", "020972", "9" * 11])
 def test_direct_parse_submit_refuses_junk(stdout: str) -> None:
-    with pytest.raises(ValueError, match=r"nothing|process id"):
+    with pytest.raises(InvalidSubmission, match=r"nothing|process id"):
         DirectScheduler().parse_submit(stdout)
 
 
 @pytest.mark.parametrize("pid", ["1", "0", "-1", "", "12; rm -rf ~", "$(id)", "12 13"])
 def test_direct_refuses_what_is_not_a_job_pid(pid: str) -> None:
     # "kill -TERM -1" would signal every process of the user
-    with pytest.raises(ValueError, match="process id"):
+    with pytest.raises(InvalidSubmission, match="process id"):
         DirectScheduler().cancel_argv(pid)
-    with pytest.raises(ValueError, match="process id"):
+    with pytest.raises(InvalidSubmission, match="process id"):
         DirectScheduler().status_argv(["20972", pid])
 
 
 def test_direct_parse_status_on_captured_output() -> None:
     ids = ["20972", "20973", "20974", "31999"]  # live leader, zombie leader, live non-leader, unused
-    assert DirectScheduler().parse_status(data("direct_status.txt"), ids) == {
+    assert DirectScheduler().parse_status(data("direct/direct_status.txt"), ids) == {
         "20972": RUNNING, "20973": DONE, "20974": DONE, "31999": DONE,
     }
     assert DirectScheduler().parse_status("", ["5"]) == {"5": DONE}
@@ -316,7 +433,7 @@ def test_slurm_asks_for_memory_only_when_the_case_does() -> None:
     ],
 )
 def test_slurm_refuses_unknown_options_and_hostile_values(key: str, value: str) -> None:
-    with pytest.raises(ValueError, match=key):
+    with pytest.raises(InvalidSubmission, match=key):
         SlurmScheduler().batch_script(sample(options={key: value}))
 
 
@@ -326,7 +443,7 @@ def test_slurm_quotes_a_folder_sbatch_can_read_and_refuses_one_it_cannot() -> No
     assert f'#SBATCH --chdir="{odd}"\n' in script
     assert f'#SBATCH --output="{odd}/stdout.txt"\n' in script
     for bad in ('/tmp/a"b', "/tmp/a\\b", "/tmp/a%j", "/tmp/a #b", "/tmp/a\nb", "/tmp/a\tb"):
-        with pytest.raises(ValueError, match="SBATCH"):
+        with pytest.raises(InvalidSubmission, match="SBATCH"):
             SlurmScheduler().batch_script(sample(job_dir=bad))
 
 
@@ -343,31 +460,32 @@ def test_slurm_argv() -> None:
 
 @pytest.mark.parametrize("job_id", ["abc", "12;x", "-1", "12 13", "12_", "--me", "", "12,13", "12_[1-3]"])
 def test_slurm_refuses_what_is_not_a_job_id(job_id: str) -> None:
-    with pytest.raises(ValueError, match="Slurm job id"):
+    with pytest.raises(InvalidSubmission, match="Slurm job id"):
         SlurmScheduler().status_argv(["22", job_id])
-    with pytest.raises(ValueError, match="Slurm job id"):
+    with pytest.raises(InvalidSubmission, match="Slurm job id"):
         SlurmScheduler().cancel_argv(job_id)
 
 
 def test_slurm_parse_submit() -> None:
     slurm = SlurmScheduler()
-    assert slurm.parse_submit(data("sbatch_ok.txt")) == "32"
-    assert slurm.parse_submit(data("sbatch_cluster.txt")) == "32"
+    assert slurm.parse_submit(data("slurm/sbatch_ok.txt")) == "32"
+    assert slurm.parse_submit(data("slurm/sbatch_cluster.txt")) == "32"
     assert slurm.parse_submit("Last login: yesterday\n32\n") == "32"
 
 
 @pytest.mark.parametrize(
     "stdout",
-    [data("sbatch_error.txt"), "", "  \n", "Submitted batch job 32", "32;", "32;a b", "32 33", "sbatch: error: x\n"],
+    [data("slurm/sbatch_error.txt"), "", "  \n", "Submitted batch job 32", "32;", "32;a b", "32 33",
+     "sbatch: error: x\n"],
 )
 def test_slurm_parse_submit_refuses_junk_and_errors(stdout: str) -> None:
-    with pytest.raises(ValueError, match="sbatch"):
+    with pytest.raises(InvalidSubmission, match="sbatch"):
         SlurmScheduler().parse_submit(stdout)
 
 
 def test_slurm_parse_status_on_captured_output() -> None:
     ids = ["22", "23", "24", "25", "26", "27", "28", "30", "99999", "27_1", "28+1"]
-    assert SlurmScheduler().parse_status(data("squeue_mixed.txt"), ids) == {
+    assert SlurmScheduler().parse_status(data("slurm/squeue_mixed.txt"), ids) == {
         "22": FAILED,  # TIMEOUT
         "23": DONE,  # COMPLETED
         "24": FAILED,  # exit 3
@@ -380,7 +498,7 @@ def test_slurm_parse_status_on_captured_output() -> None:
         "27_1": RUNNING,
         "28+1": PENDING,
     }
-    assert SlurmScheduler().parse_status(data("squeue_suspended.txt"), ["26", "27", "28", "30"]) == {
+    assert SlurmScheduler().parse_status(data("slurm/squeue_suspended.txt"), ["26", "27", "28", "30"]) == {
         "26": PENDING, "27": CANCELLED, "28": CANCELLED, "30": RUNNING,
     }
 
@@ -463,13 +581,13 @@ def test_pbs_names_fit_fifteen_characters_and_start_with_a_letter(name: str, pbs
      ("flavour", "slurm"), ("flavour", "pro "), ("partition", "debug"), ("select", "1:ncpus=64")],
 )
 def test_pbs_refuses_unknown_options_and_hostile_values(key: str, value: str) -> None:
-    with pytest.raises(ValueError, match=key):
+    with pytest.raises(InvalidSubmission, match=key):
         PbsScheduler().batch_script(sample(options={key: value}))
 
 
 @pytest.mark.parametrize("job_dir", ["/tmp/job dir", "/tmp/a:b", "/tmp/$(id)", "/tmp/a\nb", "/tmp/a%j", "/tmp/é"])
 def test_pbs_refuses_a_folder_a_directive_might_misread(job_dir: str) -> None:
-    with pytest.raises(ValueError, match="#PBS"):
+    with pytest.raises(InvalidSubmission, match="#PBS"):
         PbsScheduler().batch_script(sample(job_dir=job_dir))
 
 
@@ -492,15 +610,15 @@ def test_pbs_status_tolerates_unknown_ids_only() -> None:
 
 @pytest.mark.parametrize("job_id", ["abc", "4101; rm -rf ~", "-x", "4101 4102", "", "4101[", "4101.pbs 01"])
 def test_pbs_refuses_what_is_not_a_job_id(job_id: str) -> None:
-    with pytest.raises(ValueError, match="PBS job id"):
+    with pytest.raises(InvalidSubmission, match="PBS job id"):
         PbsScheduler().status_argv(["4101", job_id])
-    with pytest.raises(ValueError, match="PBS job id"):
+    with pytest.raises(InvalidSubmission, match="PBS job id"):
         PbsScheduler().cancel_argv(job_id)
 
 
 def test_pbs_parse_submit() -> None:
-    assert PbsScheduler().parse_submit(data("qsub_ok.txt")) == "4101.pbs01.example.org"
-    assert PbsScheduler().parse_submit(data("qsub_array.txt")) == "4106[].pbs01.example.org"
+    assert PbsScheduler().parse_submit(data("pbs/qsub_ok.txt")) == "4101.pbs01.example.org"
+    assert PbsScheduler().parse_submit(data("pbs/qsub_array.txt")) == "4106[].pbs01.example.org"
     assert PbsScheduler().parse_submit("4101\n") == "4101"
 
 
@@ -508,7 +626,7 @@ def test_pbs_parse_submit() -> None:
     "stdout", ["", "qsub: Unknown queue", "qsub: Job rejected by all possible destinations", "4101.pbs01 extra", "x.y"]
 )
 def test_pbs_parse_submit_refuses_junk_and_errors(stdout: str) -> None:
-    with pytest.raises(ValueError, match="qsub"):
+    with pytest.raises(InvalidSubmission, match="qsub"):
         PbsScheduler().parse_submit(stdout)
 
 
@@ -516,7 +634,7 @@ def test_pbs_parse_status_json() -> None:
     # ids as qsub printed them: the server part may be shorter than qstat's
     ids = ["4101.pbs01", "4102.pbs01.example.org", "4103", "4104.pbs01", "4105.pbs01", "4106[].pbs01", "4107.pbs01",
            "4199.pbs01"]
-    assert PbsScheduler().parse_status(data("qstat_pro.json"), ids) == {
+    assert PbsScheduler().parse_status(data("pbs/qstat_pro.json"), ids) == {
         "4101.pbs01": RUNNING, "4102.pbs01.example.org": PENDING, "4103": PENDING,
         "4104.pbs01": DONE,
         "4105.pbs01": DONE,  # Exit_status 271 (SIGTERM): still DONE, the job's own report says how it ended
@@ -528,7 +646,7 @@ def test_pbs_parse_status_json() -> None:
 
 def test_pbs_parse_status_text() -> None:
     ids = ["5201.torque01", "5202.torque01", "5203.torque01", "5204.torque01", "5299.torque01"]
-    assert PbsScheduler("torque").parse_status(data("qstat_torque.txt"), ids) == {
+    assert PbsScheduler("torque").parse_status(data("pbs/qstat_torque.txt"), ids) == {
         "5201.torque01": RUNNING, "5202.torque01": PENDING, "5203.torque01": DONE, "5204.torque01": PENDING,
         "5299.torque01": UNKNOWN,
     }
@@ -542,8 +660,8 @@ def test_pbs_parse_status_when_nothing_is_listed_and_when_the_output_is_broken()
     assert pbs.parse_status('{"Jobs":{"4101.s":{"job_state":"Z"},"4102.s":{}}}', ["4101", "4102"]) == {
         "4101": UNKNOWN, "4102": UNKNOWN,
     }
-    for broken in (data("qstat_pro.json")[:300], '{"Jobs": []}', "{[1]"):
-        with pytest.raises(ValueError, match="JSON"):
+    for broken in (data("pbs/qstat_pro.json")[:300], '{"Jobs": []}', "{[1]"):
+        with pytest.raises(Unavailable, match="JSON"):
             pbs.parse_status(broken, ["4101"])
 
 
