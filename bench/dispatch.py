@@ -42,26 +42,38 @@ def seed(count: int) -> list[str]:
     return ids
 
 
+class ConnectionPerCommand:
+    """A remote runner that opens a connection for each command and closes it after: the original's way."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+
+    async def run(self, target: Any, argv: list[str], stdin: bytes | None = None) -> Any:
+        from core.ssh import SshPool
+
+        own = SshPool()
+        try:
+            return await own.run(target, argv, stdin)
+        finally:
+            self.opened += own.opened
+            await own.close()
+
+
 async def dispatch_all(ids: list[str], fresh: bool, batch: int) -> tuple[float, int]:
     """Dispatch the jobs `batch` at a time, as the host runs a queue trigger (host.json `batchSize`); seconds taken
     and SSH connections opened."""
     from core.dispatch import dispatch
-    from core.ssh import SshPool, own_pool, pool
+    from core.services import Services, services, use_services
 
-    shared = pool()
-    started, opened_before = time.perf_counter(), shared.opened
-
-    async def one(job_id: str) -> None:
-        if not fresh:
-            return await dispatch(job_id, f"bench-{job_id}")
-        with own_pool(SshPool()) as own:  # the original's way: a connection of its own for each job
-            await dispatch(job_id, f"bench-{job_id}")
-            await own.close()
-        shared.opened += own.opened
-
-    for start in range(0, len(ids), batch):
-        await asyncio.gather(*(one(i) for i in ids[start : start + batch]))
-    return time.perf_counter() - started, shared.opened - opened_before
+    now = services()
+    runner: Any = ConnectionPerCommand() if fresh else now.remote
+    given = {"jobs": now.jobs, "outputs": now.outputs, "queue": now.queue, "catalog": now.catalog,
+             "targets": now.targets, "remote": runner}
+    started, opened_before = time.perf_counter(), runner.opened
+    with use_services(Services(now.settings, **given)):
+        for start in range(0, len(ids), batch):
+            await asyncio.gather(*(dispatch(i, f"bench-{i}") for i in ids[start : start + batch]))
+    return time.perf_counter() - started, runner.opened - opened_before
 
 
 def check_queued(ids: list[str]) -> int:

@@ -9,11 +9,8 @@ pinned from the target's settings, never learned. asyncssh's errors are translat
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import shlex
-import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncssh
@@ -120,30 +117,3 @@ def _text(output: Any) -> str:
     if isinstance(output, bytes):
         return output.decode("utf-8", "replace")
     return str(output or "")
-
-
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SshPool] = weakref.WeakKeyDictionary()
-
-
-_own_pool: contextvars.ContextVar[SshPool | None] = contextvars.ContextVar("simgate_ssh_pool", default=None)
-
-
-@contextlib.contextmanager
-def own_pool(own: SshPool) -> Iterator[SshPool]:
-    """Use `own` instead of the loop's pool in this task (the benchmark's connection-per-job mode)."""
-    token = _own_pool.set(own)
-    try:
-        yield own
-    finally:
-        _own_pool.reset(token)
-
-
-def pool() -> SshPool:
-    """The running event loop's pool (asyncio connections belong to the loop that opened them)."""
-    own = _own_pool.get()
-    if own is not None:
-        return own
-    loop = asyncio.get_running_loop()
-    if loop not in _pools:
-        _pools[loop] = SshPool()
-    return _pools[loop]
