@@ -95,6 +95,7 @@ def run_job(caller: Principal, job_id: str) -> dict[str, Any]:
         queue_dispatch(job.job_id)
     except Unavailable:
         change_job(job_id, transitions.back_to_draft)  # nothing will dispatch it: let the user try again
+        _remove_containers(job_id)  # a DRAFT has none: its delete would leave them behind
         raise
     return status_view(job)
 
@@ -104,6 +105,13 @@ def queue_dispatch(job_id: str) -> None:
     its state write, and what the reconciler does again for a job whose message was lost."""
     services().outputs.create(job_id)  # the container the job's upload grant will be limited to
     services().queue.send(job_id)
+
+
+def _remove_containers(job_id: str) -> None:
+    try:
+        services().outputs.delete(job_id)
+    except Unavailable as exc:
+        log.warning("job %s is a DRAFT again, but its empty containers stay: %s", job_id, exc.detail)
 
 
 def _runnable(job: Job) -> Job:

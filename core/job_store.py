@@ -6,7 +6,8 @@ with a caller).
 
 `change_job` applies one event of `core.transitions` to a fresh read and writes the result conditional on the
 ETag read; a conflict is retried from a fresh read, and refused as busy (503) if it keeps happening: never lost.
-A job that ends here loses its upload container, whatever ended it (a report, the reconciler, a cancel).
+A job that ends here after its upload grant was given loses its upload container, whatever ended it (a report,
+the reconciler, a cancel).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 
 from core import remote, transitions
 from core.catalog import get_catalog
-from core.errors import GatewayError
+from core.errors import GatewayError, internal_error
 from core.job_operations import queue_dispatch
 from core.job_store import change_job, in_thread
 from core.records import Job, iso_time
@@ -139,6 +139,10 @@ async def _settle_target(jobs: list[Job], sweep: Sweep) -> None:
         codes = await remote.exit_codes(plan.target, folders) if gone else {}
     except GatewayError as exc:
         log.warning("reconciler: target of %d job(s) not asked: %s", len(submitted), exc.detail)
+        sweep.skipped.extend(j.job_id for j in submitted)
+        return
+    except Exception:  # a bug: logged with its traceback; the other targets are still settled
+        internal_error(log, f"reconciler: target of {len(submitted)} job(s)")
         sweep.skipped.extend(j.job_id for j in submitted)
         return
     for job in submitted:

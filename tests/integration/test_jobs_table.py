@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from core.errors import ConcurrencyConflict, InvalidInput, NotFound
+from core.ports import JobQuery
 from core.records import Change, Job, new_job_id, now_iso
 from core.services import get_settings, reset_services
 from core.states import JobState
@@ -66,10 +67,8 @@ def test_missing_jobs_are_not_found(table: JobsTable) -> None:
 def test_pages_walk_a_partition_newest_first(table: JobsTable) -> None:
     made = [table.insert(a_job("pager", f"j{i}")).job_id for i in range(5)]
     seen, cursor = [], None
-    from core.records import owner_key
-
     while True:
-        jobs, cursor = table.page("PartitionKey eq @pk", {"pk": owner_key("pager")}, 2, cursor)
+        jobs, cursor = table.page(JobQuery(owner="pager"), 2, cursor)
         seen += [j.job_id for j in jobs]
         if not cursor:
             break

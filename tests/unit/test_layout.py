@@ -91,3 +91,35 @@ def test_the_http_paths_never_reach_the_ssh_or_template_modules() -> None:
     worker_only = {"core.dispatch", "core.ssh", "core.render", "asyncssh", "jinja2"}
     for module in ("core/reports.py", "core/outputs.py", "core/job_operations.py", "core/auth.py", "core/records.py"):
         assert imports_of(ROOT / module) & worker_only == set(), module
+
+
+def calls_in(path: Path) -> set[str]:
+    """The plain names a file calls (`f(...)`, and `dataclasses.f(...)`), not methods (`text.replace(...)`)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            found.add(node.func.id)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and getattr(
+                node.func.value, "id", "") == "dataclasses":
+            found.add(node.func.attr)
+    return found
+
+
+def test_only_the_transitions_move_a_job() -> None:
+    """Services only apply events (`core.transitions`): no other module of core edits a job's fields itself."""
+    edits = {
+        str(p.relative_to(ROOT)) for p in sources("core")
+        if p.name != "transitions.py" and "storage" not in p.parts and {"replace", "advanced"} & calls_in(p)
+    }
+    assert edits == set()
+
+
+def test_one_module_runs_remote_programs() -> None:
+    """`core.remote` is the only caller of the remote runner; only the composition root builds the SSH pool."""
+    runners = set()
+    for path in sources("core"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr == "remote":
+                runners.add(str(path.relative_to(ROOT)))
+    assert runners == {"core/remote.py"}
+    assert {p for p in importers("core.ssh") if p.startswith("core/")} == {"core/services.py"}

@@ -262,8 +262,6 @@ def test_deleting_an_ended_job_removes_its_outputs_and_cleans_its_target(world: 
     assert world.queue.sent == [(job_id, "clean", "local")]
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: delete_job returns early for a DRAFT, but a DRAFT given back by "
-                   "back_to_draft already had its containers made by queue_dispatch: they stay, orphaned")
 def test_deleting_a_draft_whose_run_failed_leaves_no_containers(world: World) -> None:
     job_id = world.job(JobState.DRAFT)
     world.queue.fail = True
