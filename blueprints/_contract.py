@@ -185,9 +185,12 @@ class Operation:
 
 
 def status_of_class(kind: type[GatewayError]) -> int:
-    """The status `STATUS` gives errors of class `kind`; `KeyError` when it gives none (a declared error must have
-    one: unmapped errors are 500s, which no operation declares)."""
-    return next(STATUS[k] for k in kind.__mro__ if k in STATUS)
+    """The status `STATUS` gives errors of class `kind`; `ValueError` when it gives none (an unmapped error is a
+    500, which no operation declares)."""
+    for k in kind.__mro__:
+        if k in STATUS:
+            return STATUS[k]
+    raise ValueError(f"{kind.__name__} has no status in blueprints._http.STATUS")
 
 
 class Registry:
