@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by every blueprint: JSON and problem+json answers, query parsing, error mapping, links.
+"""HTTP plumbing shared by every blueprint: JSON and problem+json answers, body reading, error mapping, links.
 
 This module is the one place that chooses HTTP status codes for the project's errors, and the one that sets the
 headers every API answer carries: `X-Content-Type-Options: nosniff`, and `Cache-Control: no-store` unless the
@@ -172,34 +172,6 @@ def json_body(req: func.HttpRequest) -> Any:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def query_text(req: func.HttpRequest, name: str, max_length: int = 200) -> str | None:
-    """A text query parameter of bounded length, or None when absent."""
-    raw: str | None = req.params.get(name)
-    if raw is not None and (len(raw) > max_length or not raw.isprintable()):
-        raise InvalidInput.field(name, f"must be at most {max_length} printable characters", "query")
-    return raw
-
-
-def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high], `default` when absent, or `InvalidInput` naming it."""
-    value = query_opt_int(req, name, low, high)
-    return default if value is None else value
-
-
-def query_opt_int(req: func.HttpRequest, name: str, low: int, high: int) -> int | None:
-    """An integer query parameter within [low, high], None when absent, or `InvalidInput` naming it."""
-    raw = req.params.get(name)
-    if raw is None:
-        return None
-    text = raw.strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 9):
-        raise InvalidInput.field(name, f"must be a whole number from {low} to {high}", "query")
-    value = int(text)
-    if not low <= value <= high:
-        raise InvalidInput.field(name, f"must be from {low} to {high}, not {value}", "query")
-    return value
 
 
 def app_url(path: str, query: Mapping[str, str | int] | None = None) -> str:

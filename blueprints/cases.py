@@ -3,39 +3,42 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from blueprints._http import answers_problems, json_response, page_links, query_int
-from core.errors import InvalidInput
+from blueprints._contract import Answer, Call, integer, operation
+from blueprints._http import page_links
+from blueprints._lazy import lazy_module
+from core.errors import InvalidInput, NotFound
 from core.limits import CASE_REF, MAX_PAGE, MAX_PER_PAGE
+
+if TYPE_CHECKING:
+    from core import catalog
+    from core.views import CaseDetail
+else:
+    catalog = lazy_module("core.catalog")  # its pydantic models build on first use, not in every cold start
 
 bp = func.Blueprint()
 
+PAGE = integer("page", "page number, from 1", low=1, high=MAX_PAGE, default=1)
+PER_PAGE = integer("per_page", "cases a page", low=1, high=MAX_PER_PAGE, default=10)
 
-@bp.function_name("list_cases")
-@bp.route(route="case", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def list_cases(req: func.HttpRequest) -> func.HttpResponse:
+
+@operation(bp, "GET", "case", auth="none", ok={200: ("CaseHeader",)}, query=(PAGE, PER_PAGE),
+           headers={200: ("Link", "X-Total-Count")})
+def list_cases(call: Call) -> Answer:
     """One page of case headers; `Link` and `X-Total-Count` tell the rest."""
-    page = query_int(req, "page", default=1, low=1, high=MAX_PAGE)
-    per_page = query_int(req, "per_page", default=10, low=1, high=MAX_PER_PAGE)
-    from core import catalog  # its pydantic models build on first use, not in every cold start's import
-
+    page, per_page = call.query(PAGE), call.query(PER_PAGE)
     headers, total = catalog.list_cases(page, per_page)
     links = page_links("/case", page, per_page, total)
-    return json_response(headers, headers={"Link": links, "X-Total-Count": str(total)})
+    return Answer(headers, headers={"Link": links, "X-Total-Count": str(total)})
 
 
-@bp.function_name("show_case")
-@bp.route(route="case/{case_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def show_case(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "GET", "case/{case_id}", auth="none", ok={200: "CaseDetail"}, errors=(NotFound,))
+def show_case(call: Call) -> CaseDetail:
     """The whole case, by id (`/case/2`) or by name (`/case/smoothie`)."""
-    ref = _case_ref(req.route_params.get("case_id", ""))
-    from core import catalog  # see list_cases
-
-    return json_response(catalog.show_case(ref))
+    return catalog.show_case(_case_ref(call.path("case_id")))
 
 
 def _case_ref(raw: str) -> int | str:

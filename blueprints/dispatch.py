@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from blueprints._lazy import lazy_module
 from core.config import DISPATCH_QUEUE, RECONCILE_SCHEDULE
+
+if TYPE_CHECKING:
+    from core import cancel, dispatch, reconcile
+else:  # asyncssh and the template engine load on a dispatch's first use, not in every cold start
+    cancel = lazy_module("core.cancel")
+    dispatch = lazy_module("core.dispatch")
+    reconcile = lazy_module("core.reconcile")
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -36,16 +45,10 @@ async def dispatch_job(msg: func.QueueMessage) -> None:
     host retries, then poisons it."""
     job_id, action, target = _parsed(msg)
     if job_id and action == "cancel":
-        from core import cancel
-
         await cancel.stop(job_id)
     elif job_id and action == "clean" and target:
-        from core import dispatch
-
         await dispatch.clean(job_id, target)
     elif job_id:
-        from core import dispatch  # asyncssh and the template engine load here, not in every cold start
-
         await dispatch.dispatch(job_id, msg.id or "")
 
 
@@ -56,8 +59,6 @@ def dispatch_poisoned(msg: func.QueueMessage) -> None:
     reconciler)."""
     job_id, action, _ = _parsed(msg)
     if job_id and action is None:
-        from core import dispatch
-
         dispatch.give_up(job_id)
 
 
@@ -66,6 +67,4 @@ def dispatch_poisoned(msg: func.QueueMessage) -> None:
 async def reconcile_jobs(timer: func.TimerRequest) -> None:
     """Ask the schedulers about active jobs that have gone silent and settle the lost ones; send again the dispatch or
     the cancel of jobs whose message was lost."""
-    from core import reconcile
-
     await reconcile.reconcile()

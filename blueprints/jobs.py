@@ -2,130 +2,107 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
-from blueprints._http import (
-    answers_problems,
-    app_url,
-    json_body,
-    json_response,
-    link_header,
-    query_int,
-    query_opt_int,
-    query_text,
-)
-from core import job_operations as jobs
-from core.auth import Principal, authenticate
-from core.errors import InvalidInput
-from core.limits import MAX_CASE_ID, MAX_CURSOR, MAX_PER_PAGE
+from blueprints._contract import Answer, Call, choice, flag, integer, operation, text
+from blueprints._http import app_url, link_header
+from blueprints._lazy import lazy_module
+from core.errors import Conflict, Forbidden, InvalidValues, NotFound, Unavailable
+from core.limits import CURSOR, MAX_CASE_ID, MAX_CURSOR, MAX_PER_PAGE
+from core.states import JobState
+
+if TYPE_CHECKING:
+    from core import cancel
+    from core import job_operations as jobs
+    from core.views import JobDetail, JobStatusView
+else:
+    cancel = lazy_module("core.cancel")
+    jobs = lazy_module("core.job_operations")
 
 bp = func.Blueprint()
 
+STORED = (NotFound, Unavailable)  # any route that reads a job: not yours or no such job, storage down
+STATUS = choice("status", "only jobs in this state", tuple(s.value for s in JobState))
+CASE_ID = integer("case_id", "only jobs of this case", low=1, high=MAX_CASE_ID, default=None)
+PER_PAGE = integer("per_page", "items a page", low=1, high=MAX_PER_PAGE, default=20)
+CURSOR_QUERY = text("cursor", "from the previous page's Link; 404 when it is not one this service gave out",
+                    max_length=MAX_CURSOR, pattern=CURSOR)
+EVERYONE = flag("all", "admins: everyone's jobs")
 
-def _caller(req: func.HttpRequest) -> Principal:
-    return authenticate(req.headers.get("Authorization"))
 
-
-def _job_id(req: func.HttpRequest) -> str:
-    return str(req.route_params.get("job_id", ""))
-
-
-@bp.function_name("create_job")
-@bp.route(route="job", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def create_job(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "POST", "job", auth="user", ok={201: "JobDetail"}, errors=(Forbidden, Unavailable), body="JobCreate",
+           headers={201: ("Location",)})
+def create_job(call: Call) -> Answer:
     """Make a DRAFT job of a case: 201 with the job and its `Location`."""
-    job = jobs.create_job(_caller(req), json_body(req))
-    return json_response(job, 201, {"Location": app_url(f"/job/{job['job_id']}")})
+    job = jobs.create_job(call.caller, call.body)
+    return Answer(job, headers={"Location": app_url(f"/job/{job.job_id}")})
 
 
-@bp.function_name("list_jobs")
-@bp.route(route="job", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "GET", "job", auth="user", ok={200: ("JobHeader",)}, errors=(Forbidden, NotFound, Unavailable),
+           query=(STATUS, CASE_ID, PER_PAGE, CURSOR_QUERY, EVERYONE), headers={200: ("Link",)})
+def list_jobs(call: Call) -> Answer:
     """The caller's jobs, newest first, a page at a time; `Link: rel="next"` carries the cursor."""
-    caller = _caller(req)
     page, cursor = jobs.list_jobs(
-        caller,
-        status=query_text(req, "status", 40),
-        case_id=query_opt_int(req, "case_id", low=1, high=MAX_CASE_ID),
-        per_page=query_int(req, "per_page", default=20, low=1, high=MAX_PER_PAGE),
-        cursor=query_text(req, "cursor", MAX_CURSOR),
-        everyone=_true_or_false("all", query_text(req, "all", 10)),
+        call.caller, status=call.query(STATUS), case_id=call.query(CASE_ID), per_page=call.query(PER_PAGE),
+        cursor=call.query(CURSOR_QUERY), everyone=call.query(EVERYONE),
     )
-    return json_response(page, headers={"Link": _next_link(req, cursor)} if cursor else None)
+    return Answer(page, headers={"Link": _next_link(call, cursor)} if cursor else None)
 
 
-def _true_or_false(name: str, text: str | None) -> bool:
-    if text not in (None, "true", "false"):
-        raise InvalidInput.field(name, "must be true or false", "query")
-    return text == "true"
-
-
-def _next_link(req: func.HttpRequest, cursor: str) -> str:
+def _next_link(call: Call, cursor: str) -> str:
     """The next page: this request's own query with the new cursor (the path is the route's, not the request's)."""
-    query = {k: v for k, v in req.params.items() if k != "cursor"} | {"cursor": cursor}
+    query = {k: v for k, v in call.req.params.items() if k != "cursor"} | {"cursor": cursor}
     return link_header("/job", {"next": query})
 
 
-@bp.function_name("show_job")
-@bp.route(route="job/{job_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def show_job(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "GET", "job/{job_id}", auth="user", ok={200: "JobDetail"}, errors=STORED)
+def show_job(call: Call) -> JobDetail:
     """Everything about one job: values with units, status, history, times."""
-    return json_response(jobs.show_job(_caller(req), _job_id(req)))
+    return jobs.show_job(call.caller, call.path("job_id"))
 
 
-@bp.function_name("run_job")
-@bp.route(route="job/{job_id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def run_job(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "POST", "job/{job_id}", auth="user", ok={202: "JobStatusView"},
+           errors=(*STORED, Conflict, InvalidValues), headers={202: ("Location",)})
+def run_job(call: Call) -> Answer:
     """Run a DRAFT job: 202 with its status; 409 if it ran already; 422 naming required fields still unset."""
-    status = jobs.run_job(_caller(req), _job_id(req))
-    return json_response(status, 202, {"Location": app_url(f"/job/{status['job_id']}/status")})
+    status = jobs.run_job(call.caller, call.path("job_id"))
+    return Answer(status, headers={"Location": app_url(f"/job/{status.job_id}/status")})
 
 
-@bp.function_name("update_job")
-@bp.route(route="job/{job_id}", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def update_job(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "PATCH", "job/{job_id}", auth="user", ok={200: "JobDetail"}, errors=(*STORED, Conflict),
+           body="JobPatch")
+def update_job(call: Call) -> JobDetail:
     """Set a DRAFT job's title, description or values: 200 with the job, 422 listing every bad value."""
-    return json_response(jobs.update_job(_caller(req), _job_id(req), json_body(req)))
+    return jobs.update_job(call.caller, call.path("job_id"), call.body)
 
 
-@bp.function_name("delete_job")
-@bp.route(route="job/{job_id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def delete_job(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "DELETE", "job/{job_id}", auth="user", ok={204: None}, errors=(*STORED, Conflict))
+def delete_job(call: Call) -> None:
     """Remove a DRAFT or finished job: 204; 409 while it is active."""
-    jobs.delete_job(_caller(req), _job_id(req))
-    return func.HttpResponse(status_code=204)
+    jobs.delete_job(call.caller, call.path("job_id"))
 
 
-@bp.function_name("job_status")
-@bp.route(route="job/{job_id}/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def job_status(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "GET", "job/{job_id}/status", auth="user", ok={200: "JobStatusView"}, errors=STORED)
+def job_status(call: Call) -> JobStatusView:
     """The job's status, for polling: one point read."""
-    return json_response(jobs.job_status(_caller(req), _job_id(req)))
+    return jobs.job_status(call.caller, call.path("job_id"))
 
 
-@bp.function_name("cancel_job")
-@bp.route(route="job/{job_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "POST", "job/{job_id}/cancel", auth="user", ok={202: "JobStatusView"}, errors=(*STORED, Conflict),
+           headers={202: ("Location",)})
+def cancel_job(call: Call) -> Answer:
     """Stop a job that was run: 202 with its status (CANCELLING, or CANCELLED); 409 once it has ended."""
-    from core import cancel
-
-    status = cancel.cancel_job(_caller(req), _job_id(req))
-    return json_response(status, 202, {"Location": app_url(f"/job/{status['job_id']}/status")})
+    status = cancel.cancel_job(call.caller, call.path("job_id"))
+    return Answer(status, headers={"Location": app_url(f"/job/{status.job_id}/status")})
 
 
-@bp.function_name("copy_job")
-@bp.route(route="job/{job_id}/copy", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def copy_job(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "POST", "job/{job_id}/copy", auth="user", ok={201: "JobDetail"}, errors=STORED, body="JobCopy",
+           body_required=False, headers={201: ("Location",)})
+def copy_job(call: Call) -> Answer:
     """Rerun: a new DRAFT with the same case and values, titled "<title> (copy)" unless `job_title` is sent."""
-    body = json_body(req) if req.get_body() else {}
-    job = jobs.copy_job(_caller(req), _job_id(req), body)
-    return json_response(job, 201, {"Location": app_url(f"/job/{job['job_id']}")})
+    job = jobs.copy_job(call.caller, call.path("job_id"), call.body)
+    return Answer(job, headers={"Location": app_url(f"/job/{job.job_id}")})
+
+

@@ -2,42 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
-from blueprints._http import answers_problems, json_response, query_text
-from core import outputs
-from core.auth import authenticate
-from core.errors import InvalidInput
+from blueprints._contract import Answer, Call, flag, operation
+from blueprints._lazy import lazy_module
+from core.errors import NotFound, Unavailable
+
+if TYPE_CHECKING:
+    from core import outputs
+    from core.views import OutputEntry
+else:
+    outputs = lazy_module("core.outputs")
 
 bp = func.Blueprint()
 
+REDIRECT = flag("redirect", "answer 302 to the URL", true=("true", "1"), false=("false", "0"))
 
-@bp.function_name("list_outputs")
-@bp.route(route="job/{job_id}/output", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def list_outputs(req: func.HttpRequest) -> func.HttpResponse:
+
+@operation(bp, "GET", "job/{job_id}/output", auth="user", ok={200: ("OutputEntry",)}, errors=(NotFound, Unavailable))
+def list_outputs(call: Call) -> list[OutputEntry]:
     """The job's outputs: id, name, content type, size and storage URI (without a token)."""
-    caller = authenticate(req.headers.get("Authorization"))
-    return json_response(outputs.list_outputs(caller, str(req.route_params.get("job_id", ""))))
+    return outputs.list_outputs(call.caller, call.path("job_id"))
 
 
-@bp.function_name("download_output")
-@bp.route(route="job/{job_id}/output/{output_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def download_output(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "GET", "job/{job_id}/output/{output_id}", auth="user", ok={200: "DownloadGrant", 302: None},
+           errors=(NotFound, Unavailable), query=(REDIRECT,), headers={302: ("Location",)})
+def download_output(call: Call) -> Answer:
     """A read-only SAS URL for one output; `?redirect=true` answers 302 to it instead."""
-    caller = authenticate(req.headers.get("Authorization"))
-    redirect = _flag(query_text(req, "redirect", 5))
-    route = req.route_params
-    grant = outputs.download(caller, str(route.get("job_id", "")), str(route.get("output_id", "")))
-    if redirect:
-        return func.HttpResponse(status_code=302, headers={"Location": grant["url"], "Cache-Control": "no-store"})
-    return json_response(grant, headers={"Cache-Control": "no-store"})
-
-
-def _flag(text: str | None) -> bool:
-    if text in (None, "false", "0"):
-        return False
-    if text in ("true", "1"):
-        return True
-    raise InvalidInput.field("redirect", "must be true or false", "query")
+    grant = outputs.download(call.caller, call.path("job_id"), call.path("output_id"))
+    if call.query(REDIRECT):
+        return Answer(None, 302, {"Location": grant.url, "Cache-Control": "no-store"})
+    return Answer(grant, headers={"Cache-Control": "no-store"})

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
-from blueprints._http import answers_problems, json_body, json_response
+from blueprints._contract import Call, operation
+from blueprints._lazy import lazy_module
+from core.errors import Conflict, Unavailable
+
+if TYPE_CHECKING:
+    from core import reports
+    from core.views import ReportReply
+else:
+    reports = lazy_module("core.reports")
 
 bp = func.Blueprint()
 
 
-@bp.function_name("report_status")
-@bp.route(route="job/{job_id}/status", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
-@answers_problems
-def report_status(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "PATCH", "job/{job_id}/status", auth="job", ok={200: "ReportReply"}, errors=(Conflict, Unavailable),
+           body="StatusReport")
+def report_status(call: Call) -> ReportReply:
     """A status report from the job's simulator: 200 with the status (and the upload grant at FINALIZING)."""
-    from core.reports import report_status as report
-
-    job_id = str(req.route_params.get("job_id", ""))
     # The body is read only once the job token is known good: 401 comes before 413, 415 and 422.
-    return json_response(report(job_id, req.headers.get("Authorization"), lambda: json_body(req)))
+    return reports.report_status(call.path("job_id"), call.header("Authorization"), lambda: call.body)

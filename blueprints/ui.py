@@ -25,6 +25,9 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from blueprints._contract import Call, operation
+from core.errors import NotFound
+
 bp = func.Blueprint()
 
 DIST = Path(__file__).resolve().parent.parent / "ui" / "dist"
@@ -50,26 +53,28 @@ SECURITY = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer
 ENTRA = "https://login.microsoftonline.com"
 
 
-@bp.function_name("ui_root")
-@bp.route(route="{root:maxlength(0)?}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-def ui_root(req: func.HttpRequest) -> func.HttpResponse:
+@operation(bp, "GET", "{root:maxlength(0)?}", auth="none", ok={302: None}, documented=False)
+def ui_root(call: Call) -> func.HttpResponse:
     """The site root: 302 to the UI."""
     return _redirect("/ui/")
 
 
-@bp.function_name("ui_config")
-@bp.route(route="ui/config.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-def ui_config(req: func.HttpRequest) -> func.HttpResponse:
+# `ui/config.json` is also a match of `ui/{*path}` below. The Functions host orders routes of equal precedence by
+# function name (`devhost.routing` cites its source), so `ui_config` wins only because it sorts before `ui_files`:
+# keep the names so, and `tests/deploy/test_routes.py` checks that no route is shadowed.
+@operation(bp, "GET", "ui/config.json", auth="none", ok={200: None}, documented=False)
+def ui_config(call: Call) -> func.HttpResponse:
     """How the page signs users in: Entra ID through MSAL when AUTH_UI_CLIENT_ID is set, else devhost's page."""
     body = json.dumps({"auth": auth_config(os.environ)})
     return func.HttpResponse(body, mimetype="application/json", headers={"Cache-Control": REVALIDATE, **SECURITY})
 
 
-@bp.function_name("ui_files")
-@bp.route(route="ui/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-def ui_files(req: func.HttpRequest) -> func.HttpResponse:
+# Matches `ui/config.json` too: see `ui_config` above for why that one still answers it.
+@operation(bp, "GET", "ui/{*path}", auth="none", ok={200: None, 304: None}, errors=(NotFound,), documented=False)
+def ui_files(call: Call) -> func.HttpResponse:
     """A file of the built UI; `index.html` for the app's own pages; 404 for anything else."""
-    path = str(req.route_params.get("path") or "")
+    req = call.req
+    path = call.path("path")
     if not path and not urlsplit(req.url).path.endswith("/"):
         return _redirect("/ui/")  # `/ui` → `/ui/`, so the page's relative URLs resolve under it
     relative = resolve(DIST, path)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 from core.cases import field_path
 from core.errors import FieldProblem, InvalidBody
-from core.limits import MAX_CASE_ID
+from core.limits import MAX_CASE_ID, OUTPUT_FILE
 from core.states import REPORTED_PATTERN
 from core.values import INVISIBLE, UNPRINTABLE
 
@@ -65,8 +65,6 @@ class JobPatch(_Body):
     fields: list[FieldValue] | None = Field(default=None, max_length=500)
 
 
-# An output file's path in the job folder, also its blob name: plain segments, no dot files, no "..".
-OUTPUT_FILE = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9._-]{0,99}){0,4}$"
 MAX_OUTPUTS = 200
 
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from core import remote, transitions
 from core.auth import Principal
 from core.errors import GatewayError, Unavailable, internal_error
 from core.job_store import change_job, in_thread, read_job
-from core.records import status_view
 from core.services import services
 from core.states import JobState
+from core.views import JobStatusView, status_view
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ CONFIRM_TRIES = 10
 CONFIRM_PAUSE = 1.0  # seconds between the scheduler's answers while it finishes a cancelled job
 
 
-def cancel_job(caller: Principal, job_id: str) -> dict[str, Any]:
+def cancel_job(caller: Principal, job_id: str) -> JobStatusView:
     """Ask for a job to stop; its status view (CANCELLING or CANCELLED)."""
     job = change_job(job_id, lambda j: transitions.cancel_requested(j, caller.name), caller)
     if job.status is JobState.CANCELLING:

@@ -12,14 +12,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
-from core.cases import Case, Group, Node, field_path, requirement_label
+from core.cases import Case, field_path, requirement_label
 from core.errors import CatalogError, NotFound
 from core.services import services
 from core.targets import Target, get_targets
+from core.views import CaseDetail, CaseHeader, case_detail, case_header
 
 log = logging.getLogger(__name__)
 
@@ -114,45 +114,14 @@ def _targets() -> Mapping[str, Target]:
         return {}
 
 
-def case_header(case: Case, note: str | None = None) -> dict[str, Any]:
-    """The public summary of a case, as listed by `GET /case`; `note` says why it cannot run (None: it can)."""
-    return {
-        "id": case.id,
-        "name": case.slug,
-        "title": case.title,
-        "description": case.description,
-        "thumbnail": case.thumbnail,
-        "available": note is None,
-        "note": note,
-        "links": {"self": f"/case/{case.id}"},
-    }
-
-
-def case_detail(case: Case, note: str | None = None) -> dict[str, Any]:
-    """The whole public case: header, resources, outputs and the field tree; never scripts or targets."""
-    outputs = [o.model_dump(include={"name", "label", "content_type", "description"}) for o in case.outputs]
-    return {
-        **case_header(case, note),
-        "resources": case.resources.model_dump(exclude_none=True),
-        "outputs": outputs,
-        "fields": [_public_node(node) for node in case.fields],
-    }
-
-
-def _public_node(node: Node) -> dict[str, Any]:
-    if isinstance(node, Group):
-        return {**node.model_dump(exclude={"fields"}), "fields": [_public_node(n) for n in node.fields]}
-    return node.model_dump()
-
-
-def list_cases(page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+def list_cases(page: int, per_page: int) -> tuple[list[CaseHeader], int]:
     """One page of case headers (pages count from 1) and the total number of cases."""
     cases, targets = get_catalog().cases, _targets()
     start = (page - 1) * per_page
     return [case_header(c, unavailable_note(c, targets)) for c in cases[start : start + per_page]], len(cases)
 
 
-def show_case(ref: int | str) -> dict[str, Any]:
+def show_case(ref: int | str) -> CaseDetail:
     """The public detail of the case with this id or slug."""
     case = get_catalog().get(ref)
     return case_detail(case, unavailable_note(case, _targets()))

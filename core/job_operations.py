@@ -17,11 +17,12 @@ from core.catalog import get_catalog, unavailable_note
 from core.errors import Conflict, FieldProblem, Forbidden, InvalidInput, InvalidValues, NotFound, Unavailable
 from core.job_store import change_job, owned_job, readable_job, retrying
 from core.ports import JobQuery
-from core.records import Change, Job, header, new_job_id, now_iso, status_view
+from core.records import Change, Job, new_job_id, now_iso
 from core.services import services
 from core.states import JobState
 from core.targets import get_target
 from core.values import check_values, missing_required
+from core.views import JobDetail, JobHeader, JobStatusView, detail, header, status_view
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def _case(case_id: int) -> Case:
     return get_catalog().get(case_id)
 
 
-def create_job(caller: Principal, body: Any) -> dict[str, Any]:
+def create_job(caller: Principal, body: Any) -> JobDetail:
     """A new DRAFT job owned by the caller, of an existing case."""
     request = parse_body(JobCreate, body)
     if request.user is not None and request.user not in (caller.name, caller.user_id):
@@ -48,7 +49,7 @@ def create_job(caller: Principal, body: Any) -> dict[str, Any]:
     return detail(services().jobs.insert(job), case)
 
 
-def copy_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
+def copy_job(caller: Principal, job_id: str, body: Any) -> JobDetail:
     """A new DRAFT of the caller's with the same case and values as `job_id` (any state): the rerun."""
     request = parse_body(JobCopy, body)
     source = owned_job(caller, job_id)
@@ -66,7 +67,7 @@ def _copy_title(title: str) -> str:
     return f"{title[:193]} (copy)"  # within a title's 200 characters
 
 
-def update_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
+def update_job(caller: Principal, job_id: str, body: Any) -> JobDetail:
     """Set the title, description or values of a DRAFT job; values are checked against the case's specs."""
     request = parse_body(JobPatch, body)
 
@@ -84,7 +85,7 @@ def update_job(caller: Principal, job_id: str, body: Any) -> dict[str, Any]:
     return detail(job, _case(job.case_id))
 
 
-def run_job(caller: Principal, job_id: str) -> dict[str, Any]:
+def run_job(caller: Principal, job_id: str) -> JobStatusView:
     """Submit a DRAFT job: check its values are complete, move it to SUBMITTED, and queue its dispatch.
 
     The move is a conditional write, so of two concurrent calls one wins and the other gets 409: never two runs. A
@@ -135,7 +136,7 @@ def _runnable(job: Job) -> Job:
 
 def list_jobs(
     caller: Principal, *, status: str | None, case_id: int | None, per_page: int, cursor: str | None, everyone: bool
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[JobHeader], str | None]:
     """One page of the caller's jobs (everyone's for an admin who asks), newest first, and the next cursor."""
     if everyone and not caller.is_admin:
         raise Forbidden("only admins may list everyone's jobs")
@@ -154,13 +155,13 @@ def _state_named(text: str) -> JobState:
         raise InvalidInput.field("status", f"must be one of {[s.value for s in JobState]}", "query") from None
 
 
-def show_job(caller: Principal, job_id: str) -> dict[str, Any]:
+def show_job(caller: Principal, job_id: str) -> JobDetail:
     """Everything about one job."""
     job = readable_job(caller, job_id)
     return detail(job, _case(job.case_id))
 
 
-def job_status(caller: Principal, job_id: str) -> dict[str, Any]:
+def job_status(caller: Principal, job_id: str) -> JobStatusView:
     """The cheap status view of one job (one point read)."""
     return status_view(readable_job(caller, job_id))
 
@@ -185,17 +186,3 @@ def delete_job(caller: Principal, job_id: str) -> None:
             services().queue.send(job_id, action="clean", target=_case(job.case_id).target)
         except (Unavailable, NotFound) as exc:
             log.warning("job %s deleted; its folder on the target stays: %s", job_id, exc.detail)
-
-
-def detail(job: Job, case: Case) -> dict[str, Any]:
-    """The whole job: its header, every field's value with units (defaults filled), and its history."""
-    values = [
-        {"name": f.name, "label": f.label, "value": job.values.get(f.name, f.default), "units": f.units,
-         "is_default": f.name not in job.values}
-        for f in case.leaves()
-    ]
-    return {
-        **header(job), "values": values, "history": [c.as_dict() for c in job.history],
-        "reason": job.reason, "progress": job.progress, "message": job.message, "scheduler_id": job.scheduler_id,
-        "outputs": [o.view() for o in job.outputs],
-    }

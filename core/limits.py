@@ -1,5 +1,5 @@
 """What the HTTP routes take in their paths and queries, in one place: the routes enforce it and the OpenAPI
-document (`core.views`) declares it, so the two cannot drift apart.
+document (`blueprints._contract`, `blueprints.openapi`) declares it, so the two cannot drift apart.
 
 Standard library only: the blueprints import it at cold start, before any pydantic model is built.
 """
@@ -15,3 +15,6 @@ CASE_REF = r"^(?:[0-9]{1,9}|[a-z0-9][a-z0-9-]{1,62})$"
 # A `GET /job` cursor, as the next page's Link gives it: the table's continuation token in unpadded base64url.
 CURSOR = r"^[A-Za-z0-9_-]+$"
 MAX_CURSOR = 2000
+# An output file's path in the job folder, also its blob name (`core.bodies.OutputClaim`): plain segments, no dot
+# files, no "..", at most five deep. In a path (an `output_id`) `~` stands for "/" (`core.reports.output_id`).
+OUTPUT_FILE = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9._-]{0,99}){0,4}$"

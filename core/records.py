@@ -1,4 +1,4 @@
-"""A job: its record, its id scheme, and the views the API shows of it.
+"""A job: its record and its id scheme (the views the API shows of it are `core.views`).
 
 A job id names its storage place: `<owner key>-<inverted time>-<random>`. The owner key (a hash of the owner's id)
 is the Table Storage partition and the rest the row key, so reading a job by id is one point read, and listing a
@@ -123,30 +123,3 @@ def split_job_id(job_id: str) -> tuple[str, str]:
     if not match:
         raise InvalidInput.field("job_id", "is not a job id", "path")
     return match.group(1), match.group(2)
-
-
-def header(job: Job) -> dict[str, Any]:
-    """What `GET /job` lists of a job."""
-    return {
-        "job_id": job.job_id,
-        "job_title": job.title,
-        "description": job.description,
-        "case_id": job.case_id,
-        "status": job.status.value,
-        "user": job.owner_name,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "links": {"self": f"/job/{job.job_id}", "status": f"/job/{job.job_id}/status", "case": f"/case/{job.case_id}"},
-    }
-
-
-def status_view(job: Job) -> dict[str, Any]:
-    """The cheap polling view of `GET /job/{id}/status`."""
-    view: dict[str, Any] = {"job_id": job.job_id, "status": job.status.value, "updated_at": job.updated_at}
-    if job.reason:
-        view["reason"] = job.reason
-    if job.progress is not None:
-        view["progress"] = job.progress
-    if job.message:
-        view["message"] = job.message
-    return view

@@ -30,15 +30,16 @@ from core.cases import Output as OutputSpec
 from core.catalog import get_catalog
 from core.errors import Conflict, FieldProblem, InvalidBody, NotFound, Unauthenticated
 from core.job_store import change_job, read_job
-from core.ports import StoredBlob
-from core.records import Job, Output, hash_token, iso_time, status_view
+from core.ports import Grant, StoredBlob
+from core.records import Job, Output, hash_token
 from core.services import get_settings, services
 from core.states import TERMINAL, JobState, parse_state
+from core.views import ReportReply, report_reply
 
 REASON_LENGTH = 300  # characters of a reason: one line a user reads in a list; the whole report is the message
 
 
-def report_status(job_id: str, authorization: str | None, body: Callable[[], Any]) -> dict[str, Any]:
+def report_status(job_id: str, authorization: str | None, body: Callable[[], Any]) -> ReportReply:
     """Apply one report (`body` reads it, once the token is known good); the job's status view, with the upload
     grant when the job is FINALIZING."""
     token = bearer_token(authorization)
@@ -47,11 +48,10 @@ def report_status(job_id: str, authorization: str | None, body: Callable[[], Any
     to = reported_state(report.status)
     outputs = _recorded_outputs(job, report) if to in TERMINAL and report.outputs else None
     job = change_job(job_id, lambda j: merged(j, report, to, token, outputs), None, job)
-    view = status_view(job)
     if to is JobState.FINALIZING and job.status in (JobState.FINALIZING, JobState.CANCELLING) and job.upload_expires:
         # While it is being cancelled too: what the job wrote before it stopped (its logs) is still worth keeping.
-        view["upload"] = _upload_grant(job)
-    return view
+        return report_reply(job, _upload_grant(job))
+    return report_reply(job)
 
 
 def reported_state(text: str) -> JobState:
@@ -176,8 +176,7 @@ def output_id(file: str) -> str:
     return file.replace("/", "~")
 
 
-def _upload_grant(job: Job) -> dict[str, Any]:
+def _upload_grant(job: Job) -> Grant:
     assert job.upload_expires is not None
-    grant = services().outputs.upload_grant(job.job_id, datetime.fromisoformat(job.upload_expires))
-    return {"url": grant.uri, "sas": grant.token, "expires_on": iso_time(grant.expires_on)}
+    return services().outputs.upload_grant(job.job_id, datetime.fromisoformat(job.upload_expires))
 

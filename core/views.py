@@ -1,22 +1,22 @@
-"""The HTTP contract as data: the shape of every response, and what each function takes and answers.
+"""What the API answers: one pydantic model per response shape, and the builders that make them from records.
 
-`core.openapi` turns this, with the app's function metadata (routes, methods, docstrings), into the OpenAPI
-document served at `/openapi.json`. Request bodies are the models the routes parse (`core.bodies`); the
-response models here are checked against what the routes really answer by the schema-fuzzing tests.
+The services return these models and the blueprints serialise them (`blueprints._contract.plain`); the OpenAPI
+document (`blueprints.openapi`) takes its response schemas from the same classes, so a shape is written once.
+Request bodies are the models the routes parse (`core.bodies`, re-exported here for the document); the
+schema-fuzzing tests check the answers against the document.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from core.bodies import OUTPUT_FILE, JobCopy, JobCreate, JobPatch, StatusReport
-from core.cases import Node, Resources
-from core.limits import CASE_REF, CURSOR, MAX_CASE_ID, MAX_CURSOR, MAX_PAGE, MAX_PER_PAGE
-from core.records import JOB_ID
+from core.bodies import JobCopy, JobCreate, JobPatch, StatusReport
+from core.cases import Case, Node, Resources
+from core.ports import Grant
+from core.records import Change, Job, Output, iso_time
 from core.states import JobState
+
+__all__ = ["JobCopy", "JobCreate", "JobPatch", "StatusReport"]  # the request bodies, for the document
 
 
 class _View(BaseModel):
@@ -51,6 +51,12 @@ class CaseDetail(CaseHeader):
     resources: Resources
     outputs: list[CaseOutput]
     fields: list[Node]
+
+    # Only what the case sets or defaults to: an unset memory limit is left out, not shown as null. No return
+    # annotation: pydantic would take it for the field's schema in the document, which is `Resources`'s.
+    @field_serializer("resources", mode="wrap")
+    def _resources(self, resources: Resources, dump: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        return {k: v for k, v in dump(resources).items() if v is not None}
 
 
 class JobHeader(_View):
@@ -116,9 +122,10 @@ class JobStatusView(_View):
     job_id: str
     status: JobState
     updated_at: str
-    reason: str | None = None
-    progress: float | None = None
-    message: str | None = None
+    # Left out when unset (a poll carries only what there is), where the detail view shows them as null.
+    reason: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    progress: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    message: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class UploadGrant(_View):
@@ -132,7 +139,7 @@ class UploadGrant(_View):
 class ReportReply(JobStatusView):
     """The answer to a status report; at FINALIZING it carries the upload grant."""
 
-    upload: UploadGrant | None = None
+    upload: UploadGrant | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class OutputEntry(OutputRecord):
@@ -170,90 +177,70 @@ class Problem(_View):
     errors: list[ProblemField] | None = None
 
 
-@dataclass(frozen=True)
-class Query:
-    """A query parameter."""
-
-    name: str
-    schema: dict[str, Any]
-    description: str
+# -- builders: the views of the records ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PathParameter:
-    """A route's `{name}`: what the code takes there, declared exactly, so that a value the document allows is never
-    refused as malformed (400), only perhaps not found (404). `carried_by` names the response fields that hold such
-    a value: the document links the operations that answer them to the operations that take it."""
-
-    schema: dict[str, Any]
-    description: str
-    carried_by: tuple[str, ...]
+def header(job: Job) -> JobHeader:
+    """What `GET /job` lists of a job."""
+    return JobHeader(
+        job_id=job.job_id, job_title=job.title, description=job.description, case_id=job.case_id, status=job.status,
+        user=job.owner_name, created_at=job.created_at, updated_at=job.updated_at,
+        links={"self": f"/job/{job.job_id}", "status": f"/job/{job.job_id}/status", "case": f"/case/{job.case_id}"},
+    )
 
 
-PATH_PARAMETERS: dict[str, PathParameter] = {
-    # `core.records.JOB_ID`: <owner key>-<inverted time>-<random>, 37 characters.
-    "job_id": PathParameter({"type": "string", "pattern": JOB_ID.pattern, "minLength": 37, "maxLength": 37},
-                            "the job's id, as `POST /job` answered it", ("job_id",)),
-    # `id` is a case's own id in CaseHeader and CaseDetail, the only views with an `id`.
-    "case_id": PathParameter({"type": "string", "pattern": CASE_REF, "minLength": 1, "maxLength": 63},
-                             "the case's id (a whole number) or its name", ("case_id", "id")),
-    # `core.reports.output_id`: the output's file name (a claim's `file`), with `~` for the folder separator.
-    "output_id": PathParameter({"type": "string", "pattern": OUTPUT_FILE.replace("/", "~"), "minLength": 1,
-                                "maxLength": 300}, "an `output_id` from the job's outputs", ("output_id",)),
-}
+def detail(job: Job, case: Case) -> JobDetail:
+    """The whole job: its header, every field's value with units (defaults filled), and its history."""
+    values = [ValueView(name=f.name, label=f.label, value=job.values.get(f.name, f.default), units=f.units,
+                        is_default=f.name not in job.values) for f in case.leaves()]
+    return JobDetail(
+        **dict(header(job)), values=values, history=[_entry(c) for c in job.history], reason=job.reason,
+        progress=job.progress, message=job.message, scheduler_id=job.scheduler_id,
+        outputs=[_record(o) for o in job.outputs],
+    )
 
 
-Auth = Literal["user", "job", "none"]
-Body = type[BaseModel] | None
-Answer = type[BaseModel] | tuple[type[BaseModel]] | None  # a model, a list of one (a 1-tuple), or no body
+def _entry(change: Change) -> HistoryEntry:
+    return HistoryEntry(status=change.status, at=change.at, by=change.by, reason=change.reason)
 
 
-@dataclass(frozen=True)
-class Operation:
-    """What one HTTP function takes and answers, beyond its route and methods."""
-
-    auth: Auth
-    success: dict[int, Answer]
-    errors: tuple[int, ...]
-    body: Body = None
-    body_required: bool = True
-    query: tuple[Query, ...] = ()
-    headers: dict[int, tuple[str, ...]] = field(default_factory=dict)  # response headers by status
-    documented: bool = True  # False for what is not API (the UI's static files)
+def _record(output: Output) -> OutputRecord:
+    return OutputRecord(**output.view())
 
 
-PER_PAGE = Query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}, "items a page")
-STORED = (400, 401, 404, 503)  # any route that reads a job: bad id, no token, not yours, storage down
-OPERATIONS: dict[str, Operation] = {
-    "list_cases": Operation("none", {200: (CaseHeader,)}, (400,), query=(
-        Query("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "page number, from 1"),
-        Query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}, "cases a page")),
-        headers={200: ("Link", "X-Total-Count")}),
-    "show_case": Operation("none", {200: CaseDetail}, (400, 404)),
-    "create_job": Operation("user", {201: JobDetail}, (400, 401, 403, 413, 415, 422, 503), body=JobCreate,
-                            headers={201: ("Location",)}),
-    "list_jobs": Operation("user", {200: (JobHeader,)}, (400, 401, 403, 404, 503), query=(
-        Query("status", {"type": "string", "enum": [s.value for s in JobState]}, "only jobs in this state"),
-        Query("case_id", {"type": "integer", "minimum": 1, "maximum": MAX_CASE_ID}, "only jobs of this case"),
-        PER_PAGE, Query("cursor", {"type": "string", "pattern": CURSOR, "maxLength": MAX_CURSOR},
-                        "from the previous page's Link; 404 when it is not one this service gave out"),
-        Query("all", {"type": "string", "enum": ["true", "false"]}, "admins: everyone's jobs")),
-        headers={200: ("Link",)}),
-    "show_job": Operation("user", {200: JobDetail}, STORED),
-    "run_job": Operation("user", {202: JobStatusView}, (*STORED, 409, 422), headers={202: ("Location",)}),
-    "update_job": Operation("user", {200: JobDetail}, (*STORED, 409, 413, 415, 422), body=JobPatch),
-    "delete_job": Operation("user", {204: None}, (*STORED, 409)),
-    "job_status": Operation("user", {200: JobStatusView}, STORED),
-    "report_status": Operation("job", {200: ReportReply}, (400, 401, 409, 413, 415, 422, 503), body=StatusReport),
-    "list_outputs": Operation("user", {200: (OutputEntry,)}, STORED),
-    "download_output": Operation("user", {200: DownloadGrant, 302: None}, STORED, query=(
-        Query("redirect", {"type": "string", "enum": ["true", "false", "1", "0"]}, "answer 302 to the URL"),),
-        headers={302: ("Location",)}),
-    "cancel_job": Operation("user", {202: JobStatusView}, (*STORED, 409), headers={202: ("Location",)}),
-    "copy_job": Operation("user", {201: JobDetail}, (*STORED, 413, 415, 422), body=JobCopy, body_required=False,
-                          headers={201: ("Location",)}),
-    "openapi": Operation("none", {200: None}, ()),
-    "ui_root": Operation("none", {302: None}, (), documented=False),
-    "ui_config": Operation("none", {200: None}, (), documented=False),
-    "ui_files": Operation("none", {200: None, 304: None}, (404,), documented=False),
-}
+def status_view(job: Job) -> JobStatusView:
+    """The cheap polling view of `GET /job/{id}/status`: reason, progress and message only when there are any."""
+    return JobStatusView(job_id=job.job_id, status=job.status, updated_at=job.updated_at, reason=job.reason or None,
+                         progress=job.progress, message=job.message or None)
+
+
+def report_reply(job: Job, upload: Grant | None = None) -> ReportReply:
+    """The answer to a status report: the status view, with the upload grant when one is given."""
+    grant = None if upload is None else UploadGrant(url=upload.uri, sas=upload.token,
+                                                   expires_on=iso_time(upload.expires_on))
+    return ReportReply(**dict(status_view(job)), upload=grant)
+
+
+def output_entry(job_id: str, output: Output, uri: str) -> OutputEntry:
+    """An output as `GET /job/{id}/output` lists it: its record, its storage URI and its download link."""
+    return OutputEntry(**output.view(), uri=uri, links={"download": f"/job/{job_id}/output/{output.output_id}"})
+
+
+def download_grant(output: Output, grant: Grant) -> DownloadGrant:
+    """A read-only grant for one output, as `GET /job/{id}/output/{output_id}` answers it."""
+    return DownloadGrant(output_id=output.output_id, uri=grant.uri, token=grant.token, url=grant.url,
+                         expires_on=iso_time(grant.expires_on))
+
+
+def case_header(case: Case, note: str | None = None) -> CaseHeader:
+    """The public summary of a case, as listed by `GET /case`; `note` says why it cannot run (None: it can)."""
+    return CaseHeader(id=case.id, name=case.slug, title=case.title, description=case.description,
+                      thumbnail=case.thumbnail, available=note is None, note=note, links={"self": f"/case/{case.id}"})
+
+
+def case_detail(case: Case, note: str | None = None) -> CaseDetail:
+    """The whole public case: header, resources, outputs and the field tree; never scripts or targets."""
+    outputs = [CaseOutput(name=o.name, label=o.label, content_type=o.content_type, description=o.description)
+               for o in case.outputs]
+    return CaseDetail(**dict(case_header(case, note)), resources=case.resources, outputs=outputs,
+                      fields=list(case.fields))

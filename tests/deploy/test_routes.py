@@ -8,12 +8,15 @@ and the design agree; routes the issues promise but that are not built yet are l
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from core.config import DISPATCH_QUEUE, RECONCILE_SCHEDULE
+from devhost.routing import NOT_FOUND, IndexedFunction, RouteTable, index_functions
 from tests.deploy.conftest import ROOT, listed_functions
 
 ROUTE_PREFIX = ""
@@ -134,3 +137,34 @@ def test_queue_and_timer_triggers(functions: list[dict[str, Any]]) -> None:
     assert {name: t["schedule"] for name, t in triggers(functions, "timerTrigger").items()} == EXPECTED_TIMERS
     kinds = {b["type"] for f in functions for b in f["bindings"] if b["direction"] == "IN"}
     assert kinds == {"httpTrigger", "queueTrigger", "timerTrigger"}
+
+
+def sample_path(route: str) -> str:
+    """A path `route` matches: each parameter a plain value, an optional one left out."""
+    segments = ["" if seg.startswith("{") and seg.endswith("?}") else re.sub(r"\{[^}]*\}", "x1", seg)
+                for seg in route.split("/")]
+    return "/" + "/".join(s for s in segments if s)
+
+
+def winners(functions: tuple[IndexedFunction, ...]) -> dict[tuple[str, str], str | None]:
+    """Which function the host's order gives each contract route's own requests to."""
+    table = RouteTable(functions, prefix=ROUTE_PREFIX)
+    found = {key: table.match(key[0], sample_path(key[1])) for key in EXPECTED_ROUTES}
+    return {key: None if match is NOT_FOUND else match.function.name for key, match in found.items()}
+
+
+def test_no_route_shadows_another() -> None:
+    """Each route's own requests reach its function. The host tries routes in function-name order, not by
+    specificity (`devhost.routing`), so `GET /ui/config.json`, which `ui/{*path}` matches too, reaches `ui_config`
+    only because that name sorts before `ui_files`."""
+    import function_app
+
+    assert winners(index_functions(function_app.app)) == EXPECTED_ROUTES
+
+
+def test_the_shadow_check_sees_a_rename() -> None:
+    import function_app
+
+    renamed = tuple(replace(f, name="zz_config") if f.name == "ui_config" else f
+                    for f in index_functions(function_app.app))
+    assert winners(renamed)["GET", "ui/config.json"] == "ui_files"

@@ -1,10 +1,12 @@
 """The OpenAPI document against the app: every HTTP function, method, path and query parameter, both ways; the
 response models against what the views really build; each declared pattern, enum and bound against the code that
-checks it, so that a value the document allows is never refused as malformed, nor one it forbids taken; the links."""
+checks it, so that a value the document allows is never refused as malformed, nor one it forbids taken; the links.
+
+The document and the request parsing come from one declaration per operation (`blueprints._contract`); these
+tests check that the one declaration really drives both."""
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
 import re
@@ -12,65 +14,88 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import azure.functions as func
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blueprints.openapi import describe, http_functions
+from blueprints._contract import API, PATH_PARAMETERS, Query, plain
+from blueprints.openapi import document as build_document
 from core.bodies import OUTPUT_FILE, JobCreate, StatusReport, parse_body
 from core.errors import InvalidBody, InvalidInput, NotFound
 from core.limits import CASE_REF, CURSOR, MAX_PAGE
 from core.records import JOB_ID, split_job_id
 from core.states import REPORTED_PATTERN, JobState
-from core.views import OPERATIONS, PATH_PARAMETERS, CaseDetail, CaseHeader, JobDetail, JobHeader, JobStatusView
+from core.views import CaseDetail, CaseHeader, JobDetail, JobHeader, JobStatusView
 from tests.functions.conftest import Call, body_of
 
 ROOT = Path(__file__).resolve().parents[2]
-QUERY_READERS = {"query_text", "query_int", "query_opt_int"}
 
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    import function_app
-
-    return describe(function_app.app)
+    return build_document()  # the conftest imported function_app: every blueprint has declared its operations
 
 
-def app_functions() -> list[dict[str, Any]]:
-    import function_app
+def http_functions(functions: dict[str, Any]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(name, route, methods) of every HTTP function of the app, as the worker indexes them."""
+    return [(name, t.route, tuple(str(m.value) for m in t.methods)) for name, f in functions.items()
+            if (t := f.get_trigger()) is not None and t.get_binding_name() == "httpTrigger"]
 
-    return [f for f in http_functions(function_app.app) if OPERATIONS[f["name"]].documented]
 
-
-def test_every_route_and_method_is_documented_and_nothing_else(document: dict[str, Any]) -> None:
-    in_app = {(f"/{f['route']}", m.lower()) for f in app_functions() for m in f["methods"]}
+def test_every_route_and_method_is_documented_and_nothing_else(document: dict[str, Any],
+                                                               functions: dict[str, Any]) -> None:
+    every = http_functions(functions)
+    assert {name for name, _, _ in every} == {op.name for op in API}  # every HTTP function is declared, only they
+    documented = [(route, methods) for name, route, methods in every if API[name].documented]
+    in_app = {(f"/{route}", m.lower()) for route, methods in documented for m in methods}
     in_doc = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert in_app == in_doc
-    assert {f["name"] for f in app_functions()} == {n for n, op in OPERATIONS.items() if op.documented}
+    assert {name for name, _, _ in every if API[name].documented} == {
+        op["operationId"] for ops in document["paths"].values() for op in ops.values()}
 
 
-def query_parameters_read_by(function_name: str) -> set[str]:
-    """The query parameters a function's blueprint code reads, found in its source."""
-    for path in (ROOT / "blueprints").glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef) and node.name == function_name:
-                return {
-                    call.args[1].value for call in ast.walk(node)
-                    if isinstance(call, ast.Call) and getattr(call.func, "id", "") in QUERY_READERS
-                    and isinstance(call.args[1], ast.Constant)
-                }
-    raise AssertionError(f"no function {function_name} in blueprints/")
+def test_query_and_path_parameters_are_the_declared_ones(document: dict[str, Any]) -> None:
+    for op in (op for op in API if op.documented):
+        params = document["paths"][f"/{op.route}"][op.method.lower()]["parameters"]
+        assert [p["name"] for p in params if p["in"] == "query"] == [q.name for q in op.query], op.name
+        path = {p["name"] for p in params if p["in"] == "path"}
+        assert path == set(re.findall(r"\{(\w+)\}", op.route)), op.name
 
 
-def test_query_and_path_parameters_match_the_code(document: dict[str, Any]) -> None:
-    for fn in app_functions():
-        for method in fn["methods"]:
-            params = document["paths"][f"/{fn['route']}"][method.lower()]["parameters"]
-            documented = {p["name"] for p in params if p["in"] == "query"}
-            assert documented == query_parameters_read_by(fn["name"]), fn["name"]
-            path = {p["name"] for p in params if p["in"] == "path"}
-            assert path == set(re.findall(r"\{(\w+)\}", fn["route"])), fn["name"]
+def boundary_values(schema: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Values at and just past each bound of a query schema, and whether the schema allows each."""
+    if schema["type"] == "integer":
+        low, high = schema["minimum"], schema["maximum"]
+        return [(str(low), True), (str(high), True), (str(low - 1), False), (str(high + 1), False), ("1.5", False)]
+    if "enum" in schema:
+        return [*((v, True) for v in schema["enum"]), (schema["enum"][0].swapcase(), False), ("x", False)]
+    longest = schema["maxLength"]
+    return [("a" * longest, True), ("a" * (longest + 1), False)]
+
+
+def _refused(query: Query[Any], value: str) -> list[str] | None:
+    """The names reading `?<query>=<value>` refuses with `InvalidInput`, or None when it takes the value."""
+    try:
+        query.read(func.HttpRequest("GET", "http://localhost/", params={query.name: value}, body=b""))
+    except InvalidInput as exc:
+        return [e.name for e in exc.errors]
+    return None
+
+
+def test_every_declared_query_reads_exactly_what_the_document_says(document: dict[str, Any]) -> None:
+    """The code's bounds are the document's, for every query parameter of every operation: a value at a bound is
+    taken, one past it is 400 naming the parameter."""
+    checked = 0
+    for op in (op for op in API if op.documented):
+        params = document["paths"][f"/{op.route}"][op.method.lower()]["parameters"]
+        for query, param in zip(op.query, (p for p in params if p["in"] == "query"), strict=True):
+            for value, allowed in boundary_values(param["schema"]):
+                refused = _refused(query, value)
+                assert (refused is None) == allowed, (op.name, query.name, value)
+                assert refused in (None, [query.name]), (op.name, refused)  # a refusal names the parameter
+                checked += 1
+    assert checked > 30
 
 
 def test_the_served_document_is_the_generated_one(call: Call, document: dict[str, Any]) -> None:
@@ -95,18 +120,21 @@ def test_case_views_match_their_models(call: Call) -> None:
 
 
 def test_job_views_match_their_models() -> None:
+    """What the routes answer (the views, dumped) is what the document's models describe."""
     from core.catalog import get_catalog
-    from core.job_operations import detail
-    from core.records import Change, Job, Output, header, status_view
-    from core.states import JobState
+    from core.records import Change, Job, Output
+    from core.views import detail, header, status_view
 
     job = Job(job_id="0123456789abcdef-8765432109876-abcdef", owner="o", owner_name="o", case_id=2, title="t",
               description="", status=JobState.FAILED, created_at="c", updated_at="u", values={"mesh": "coarse"},
               history=(Change(JobState.DRAFT, "c", "o"),), reason="exit code 3", progress=5.0, message="m",
               outputs=(Output("a.csv", "mixing_index", "a.csv", "A", "text/csv", 3),), scheduler_id="7")
-    JobDetail.model_validate(detail(job, get_catalog().get(2)))
-    JobHeader.model_validate(header(job))
-    JobStatusView.model_validate(status_view(job))
+    JobDetail.model_validate(plain(detail(job, get_catalog().get(2))))
+    JobHeader.model_validate(plain(header(job)))
+    JobStatusView.model_validate(plain(status_view(job)))
+    quiet = Job(**{**job.__dict__, "reason": None, "progress": None, "message": ""})
+    assert set(plain(status_view(quiet))) == {"job_id", "status", "updated_at"}  # a poll leaves out what is unset
+    assert plain(detail(quiet, get_catalog().get(2)))["reason"] is None  # the detail shows it as null
 
 
 # -- the document declares exactly what the code takes ----------------------------------------------------------
@@ -195,7 +223,7 @@ NEAR_MISSES = st.one_of(
 
 
 @pytest.mark.parametrize("name", ["job_id", "case_id", "output_id"])
-def test_each_path_parameter_schema_is_the_one_in_core_api(document: dict[str, Any], name: str) -> None:
+def test_each_path_parameter_schema_is_the_declared_one(document: dict[str, Any], name: str) -> None:
     assert path_schema(document, name) == PATH_PARAMETERS[name].schema
 
 

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
+from blueprints._contract import plain
 from core.cases import on_step_grid
-from core.catalog import case_detail, case_header, load_catalog, unavailable_note
+from core.catalog import load_catalog, unavailable_note
 from core.errors import CatalogError, NotFound
 from core.targets import Target, parse_targets
+from core.views import case_detail, case_header
 
 GOOD: dict[str, Any] = {
     "id": 7,
@@ -144,13 +146,13 @@ def test_unknown_case_is_not_found(tmp_path: Path) -> None:
 def test_public_views_never_expose_scripts_targets_or_globs(tmp_path: Path) -> None:
     write_case(tmp_path, GOOD)
     case = load_catalog(tmp_path).get(7)
-    detail = case_detail(case)
+    detail = plain(case_detail(case))  # as the route answers it
     text = repr(detail)
     for secret in ("run.sh", "local", "series.csv", "entry", "scripts", "target"):
         assert secret not in text
     assert detail["fields"][0]["fields"][0]["units"] == "kg/m³"
-    assert case_header(case)["links"] == {"self": "/case/7"}
-    assert set(case_header(case)) <= set(detail)
+    assert plain(case_header(case))["links"] == {"self": "/case/7"}
+    assert set(plain(case_header(case))) <= set(detail)
 
 
 @pytest.mark.parametrize(
@@ -188,7 +190,7 @@ def test_a_target_lacking_a_requirement_makes_the_case_unavailable_naming_what_i
     both = unavailable_note(case, {"local": target(provides=[])})
     assert both == "This case needs OpenFOAM and gnuplot, which its simulator does not provide."
     view = case_detail(case, note)
-    assert (view["available"], view["note"]) == (False, note)
+    assert (view.available, view.note) == (False, note)
     assert "local" not in note  # the note never names the target (the public views keep targets private)
 
 
@@ -201,7 +203,7 @@ def test_a_case_is_available_unless_its_target_is_known_to_lack_something(tmp_pa
                                                                           targets: dict[str, Target]) -> None:
     case = needing(tmp_path, "openfoam", "gnuplot")
     assert unavailable_note(case, targets) is None
-    assert case_header(case, None)["available"] is True
+    assert case_header(case, None).available is True
 
 
 def test_provides_is_none_unless_declared_and_checked_when_declared() -> None:
