@@ -33,6 +33,7 @@ from core.errors import (
     Unauthenticated,
     Unavailable,
     UnsupportedMediaType,
+    internal_error,
 )
 from core.services import get_settings
 
@@ -122,12 +123,13 @@ def answers_problems(handler: Handler) -> Handler:
             status = status_of(exc) if isinstance(exc, GatewayError) else 500
             if status == 503:  # expected to pass: one line, no traceback
                 log.warning("%s %s: %s", req.method, req.url, exc)
-            elif status >= 500:
+            elif status > 500:
                 log.exception("%s %s failed", req.method, req.url)
             if isinstance(exc, GatewayError) and status != 500:
                 return problem(status, exc.title, exc.detail, exc.errors, _challenge(req, exc) or _retry_after(status))
-            # A 500 is a bug; its details (paths, internals) stay in the log.
-            return problem(500, "Internal error", "the gateway failed to answer; the error is logged")
+            # A 500 is a bug; its details (paths, internals) stay in the log, under the id the answer gives.
+            reference = internal_error(log, f"{req.method} {req.url}")
+            return problem(500, "Internal error", f"the gateway failed to answer: {reference}, which is logged")
 
     return wrapper
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import azure.functions as func
@@ -44,6 +45,21 @@ def test_an_unexpected_exception_is_a_500_problem_without_internals() -> None:
     assert resp.status_code == 500
     assert resp.mimetype == "application/problem+json"
     assert b"/secret" not in resp.get_body()
+
+
+def test_a_500_names_the_correlation_id_its_logged_traceback_has(caplog: pytest.LogCaptureFixture) -> None:
+    @answers_problems
+    def explode(req: func.HttpRequest) -> func.HttpResponse:
+        raise KeyError("internal-name")
+
+    resp = explode(request())
+    detail = json.loads(resp.get_body())["detail"]
+    correlation = re.fullmatch(r"the gateway failed to answer: internal error \(correlation id ([0-9a-f]{12})\), "
+                               r"which is logged", detail)
+    assert correlation, detail
+    logged = [r for r in caplog.records if r.exc_info and correlation.group(1) in r.getMessage()]
+    assert len(logged) == 1
+    assert "internal-name" not in detail
 
 
 def test_a_server_side_project_error_hides_its_detail() -> None:

@@ -151,8 +151,8 @@ def field_names(exc: GatewayError) -> list[str]:
 
 def test_a_new_job_is_a_draft_of_its_creator(world: World) -> None:
     made = create_job(ALICE, {"case_id": SMOOTHIE, "job_title": "first blend"})
-    stored = world.get(made["job_id"])
-    assert (made["status"], made["user"], made["job_title"]) == ("DRAFT", "Alice", "first blend")
+    stored = world.get(made.job_id)
+    assert (made.status, made.user, made.job_title) == ("DRAFT", "Alice", "first blend")
     assert (stored.status, stored.owner, stored.case_id) == (JobState.DRAFT, ALICE.user_id, SMOOTHIE)
     assert world.queue.sent == []  # nothing runs until it is run
 
@@ -180,7 +180,7 @@ def test_only_a_draft_can_be_edited(world: World) -> None:
 
 def test_a_run_submits_makes_the_containers_and_queues_one_dispatch(world: World) -> None:
     job_id = world.job(JobState.DRAFT)
-    assert run_job(ALICE, job_id)["status"] == "SUBMITTED"
+    assert run_job(ALICE, job_id).status == "SUBMITTED"
     assert world.get(job_id).status is JobState.SUBMITTED
     assert job_id in world.outputs.uploads
     assert job_id in world.outputs.outputs
@@ -220,7 +220,7 @@ def test_a_run_whose_dispatch_cannot_be_queued_gives_the_draft_back(world: World
     assert job.status is JobState.DRAFT
     assert [c.status for c in job.history] == [JobState.SUBMITTED, JobState.DRAFT]
     world.queue.fail = False
-    assert run_job(ALICE, job_id)["status"] == "SUBMITTED"  # the user may run it again
+    assert run_job(ALICE, job_id).status == "SUBMITTED"  # the user may run it again
 
 
 def test_another_users_job_is_not_found(world: World) -> None:
@@ -234,7 +234,7 @@ def test_another_users_job_is_not_found(world: World) -> None:
 
 def test_an_admin_may_show_anyones_job_but_not_change_it(world: World) -> None:
     job_id = world.job(JobState.DRAFT, owner=BOB)
-    assert show_job(ADMIN, job_id)["user"] == "Bob"
+    assert show_job(ADMIN, job_id).user == "Bob"
     with pytest.raises(NotFound):
         update_job(ADMIN, job_id, {"job_title": "the admin's"})
     with pytest.raises(NotFound):
@@ -278,7 +278,7 @@ def test_jobs_are_listed_in_pages_by_owner_status_and_case(world: World) -> None
     def listed(cursor: str | None = None, **query: Any) -> tuple[list[str], str | None]:
         query = {"status": None, "case_id": None, "everyone": False, **query}
         page, following = list_jobs(ALICE, per_page=2, cursor=cursor, **query)
-        return [j["job_id"] for j in page], following
+        return [j.job_id for j in page], following
 
     first, cursor = listed()
     assert len(first) == 2
@@ -341,23 +341,23 @@ def test_a_running_report_moves_the_job_and_keeps_its_progress(world: World) -> 
     job_id = world.reporting(JobState.QUEUED)
     view = report(job_id, {"status": "RUNNING", "progress": 40, "message": "blending"})
     job = world.get(job_id)
-    assert view["status"] == "RUNNING"
+    assert view.status == "RUNNING"
     assert (job.status, job.progress, job.message) == (JobState.RUNNING, 40, "blending")
     assert "upload" not in view
 
 
 def test_finalizing_gets_an_upload_grant_and_the_same_one_again_while_it_is_valid(world: World) -> None:
     job_id = world.reporting(JobState.RUNNING)
-    first = report(job_id, {"status": "FINALIZING"})["upload"]
-    expires = datetime.fromisoformat(first["expires_on"])
+    first = report(job_id, {"status": "FINALIZING"}).upload
+    expires = datetime.fromisoformat(first.expires_on)
     assert timedelta(minutes=14) < expires - datetime.now(UTC) <= timedelta(minutes=15)
-    assert first["url"] == world.outputs.upload_grant(job_id, expires).uri
+    assert first.url == world.outputs.upload_grant(job_id, expires).uri
     # Five minutes on (the grant's window moved back, as if time had passed): ten minutes left, still good.
     later = iso_time(expires - timedelta(minutes=5))
     world.jobs.put(replace(world.get(job_id), upload_expires=later))
-    again = report(job_id, {"status": "FINALIZING", "progress": 90})["upload"]
-    assert again["expires_on"] == later
-    assert again["sas"] == world.outputs.upload_grant(job_id, datetime.fromisoformat(later)).token
+    again = report(job_id, {"status": "FINALIZING", "progress": 90}).upload
+    assert again.expires_on == later
+    assert again.sas == world.outputs.upload_grant(job_id, datetime.fromisoformat(later)).token
 
 
 def test_a_completed_report_records_the_uploaded_outputs(world: World) -> None:
@@ -368,7 +368,7 @@ def test_a_completed_report_records_the_uploaded_outputs(world: World) -> None:
     world.outputs.upload(job_id, "simgate-stdout.log", b"ok\n")
     view = report(job_id, {"status": "COMPLETED", "outputs": claims(("mixing_index", "mixing_index.csv"))})
     job = world.get(job_id)
-    assert view["status"] == job.status == JobState.COMPLETED
+    assert view.status == job.status == JobState.COMPLETED
     [output] = job.outputs
     md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
     assert (output.name, output.file, output.size, output.md5) == ("mixing_index", "mixing_index.csv", len(data), md5)
@@ -411,7 +411,7 @@ def test_a_late_running_report_after_finalizing_changes_nothing(world: World) ->
     report(job_id, {"status": "FINALIZING", "progress": 90, "message": "uploading"})
     before = world.get(job_id)
     view = report(job_id, {"status": "RUNNING", "progress": 50, "message": "late"})
-    assert view["status"] == "FINALIZING"
+    assert view.status == "FINALIZING"
     assert world.get(job_id) == before
 
 
@@ -420,14 +420,14 @@ def test_a_late_running_report_after_finalizing_changes_nothing(world: World) ->
 
 def test_an_unclaimed_job_is_cancelled_at_once(world: World) -> None:
     job_id = world.job(JobState.SUBMITTED)
-    assert cancel_job(ALICE, job_id)["status"] == "CANCELLED"
+    assert cancel_job(ALICE, job_id).status == "CANCELLED"
     assert world.get(job_id).status is JobState.CANCELLED
     assert world.queue.sent == []
 
 
 def test_a_queued_job_is_cancelling_with_one_cancel_message(world: World) -> None:
     job_id = world.job(JobState.QUEUED, scheduler_id="4242", dispatch_message="m1")
-    assert cancel_job(ALICE, job_id)["status"] == "CANCELLING"
+    assert cancel_job(ALICE, job_id).status == "CANCELLING"
     assert world.get(job_id).status is JobState.CANCELLING
     assert world.queue.sent == [(job_id, "cancel", None)]
 
@@ -578,10 +578,10 @@ def test_recorded_outputs_are_listed_and_downloaded_by_who_may_see_the_job(world
     world.outputs.upload(job_id, "mixing_index.csv", b"0,0\n")
     report(job_id, {"status": "COMPLETED", "outputs": claims(("mixing_index", "mixing_index.csv"))})
     [listed] = list_outputs(ALICE, job_id)
-    assert (listed["output_id"], listed["content_type"]) == ("mixing_index.csv", "text/csv")
+    assert (listed.output_id, listed.content_type) == ("mixing_index.csv", "text/csv")
     assert list_outputs(ADMIN, job_id) == [listed]
     grant = download(ALICE, job_id, "mixing_index.csv")
-    assert "rsct=text/csv" in grant["token"]
+    assert "rsct=text/csv" in grant.token
     with pytest.raises(NotFound):
         download(ALICE, job_id, "concentration.csv")
     with pytest.raises(NotFound):
