@@ -25,12 +25,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import azure.functions as func
 
 from blueprints._http import STATUS, answers_problems, header_value, json_body, json_response
-from core.auth import Principal, authenticate
+from blueprints._lazy import lazy_module
 from core.errors import (
     GatewayError,
     InvalidBody,
@@ -41,6 +41,12 @@ from core.errors import (
 )
 from core.limits import CASE_REF, OUTPUT_FILE
 from core.records import JOB_ID
+
+if TYPE_CHECKING:
+    from core import auth
+    from core.auth import Principal
+else:
+    auth = lazy_module("core.auth")  # PyJWT loads with it, at the first authenticated request
 
 T = TypeVar("T")
 Auth = Literal["user", "job", "none"]
@@ -299,7 +305,7 @@ def _endpoint(op: Operation, handler: Handler) -> Callable[[func.HttpRequest], f
     def endpoint(req: func.HttpRequest) -> func.HttpResponse:
         call = Call(req, op)
         if op.auth == "user":
-            call.principal = authenticate(req.headers.get("Authorization"))
+            call.principal = auth.authenticate(req.headers.get("Authorization"))
         call.values = {q.name: q.read(req) for q in op.query}
         if op.body is not None and op.auth != "job":  # a job token is checked before its body is read
             _ = call.body

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
+
 from core.errors import Unauthenticated, Unavailable
 from core.services import get_settings, services
 
@@ -38,8 +40,6 @@ class Principal:
 
 def authenticate(authorization: str | None) -> Principal:
     """The caller named by an `Authorization: Bearer <jwt>` header; `Unauthenticated` says why not."""
-    import jwt
-
     token = bearer_token(authorization)
     settings = get_settings()
     try:
@@ -105,8 +105,6 @@ def _principal(claims: dict[str, Any], admin_role: str) -> Principal:
 
 def _signing_key(token: str) -> Any:
     """The public key the token names (by `kid`) in the provider's key set."""
-    import jwt
-
     kid = jwt.get_unverified_header(token).get("kid")
     return services().keys.find(get_settings().auth_jwks, kid)
 
@@ -127,8 +125,6 @@ class KeyCache:
 
     def find(self, source: str, kid: str | None) -> Any:
         """The key with this `kid` (or the only key, when the token names none)."""
-        import jwt
-
         if source != self._source or self._stale_for(kid):
             self._keys, self._source, self._fetched = _fetch(source), source, time.monotonic()
         matches = [k for k in self._keys if kid is None or k.key_id == kid]
@@ -145,8 +141,6 @@ class KeyCache:
 
 def _fetch(source: str) -> list[Any]:
     """The keys at `source`: an https JWKS URL, or a JWKS file made at local set-up."""
-    import jwt
-
     if not source:
         raise Unavailable("the gateway has no identity provider configured (AUTH_JWKS)")
     try:

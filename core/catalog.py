@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
 from core.cases import Case, field_path, requirement_label
@@ -55,8 +56,6 @@ def load_catalog(root: Path) -> Catalog:
 
 
 def _load_case(path: Path) -> Case:
-    import yaml  # loaded here, not at import: the catalog is read once per worker, after a cold start
-
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

@@ -7,8 +7,11 @@ development certificate), the Function App's managed identity in Azure. Every re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
+
+from azure.identity import ManagedIdentityCredential
 
 from core.config import Settings
 from core.jobfolder import STORAGE_API_VERSION
@@ -47,8 +50,4 @@ def uses_key(settings: Settings) -> bool:
 
 def managed_identity() -> Any:
     """The Function App's managed identity; deterministic, unlike a credential chain that may fall through."""
-    import os
-
-    from azure.identity import ManagedIdentityCredential
-
     return ManagedIdentityCredential(client_id=os.environ.get("AZURE_CLIENT_ID") or None)

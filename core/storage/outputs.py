@@ -41,6 +41,7 @@ from core.config import MAX_GRANT_MINUTES, Settings
 from core.errors import Unavailable
 from core.ports import Grant, StoredBlob
 from core.storage import API_VERSION, client_options, managed_identity
+from core.storage.azurite import AzuriteCredential
 
 KEY_LIFETIME = timedelta(hours=6)
 # A key is replaced once less than this is left: every SAS signed with it must expire before it does.
@@ -225,8 +226,6 @@ def make_service(settings: Settings) -> BlobServiceClient:
 
 def _credential(settings: Settings) -> Any:
     if settings.storage_credential == "azurite":
-        from core.storage.azurite import AzuriteCredential
-
         return AzuriteCredential.for_endpoint(settings.outputs_url)
     if settings.storage_credential != "managed-identity":
         raise Unavailable(f"SIMGATE_STORAGE_CREDENTIAL must be managed-identity or azurite, not "
