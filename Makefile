@@ -66,6 +66,7 @@ system-deps:
 	fi
 
 lint: setup
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
 typecheck: setup

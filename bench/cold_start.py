@@ -17,8 +17,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("asyncssh", "jinja2", "azure.storage.blob", "azure.storage.queue", "azure.data.tables", "azure.identity",
-         "yaml", "jwt", "pydantic")
+HEAVY = (
+    "asyncssh",
+    "jinja2",
+    "azure.storage.blob",
+    "azure.storage.queue",
+    "azure.data.tables",
+    "azure.identity",
+    "yaml",
+    "jwt",
+    "pydantic",
+)
 
 PROBE = """
 import json, sys, time
@@ -32,7 +41,11 @@ print(json.dumps({{"seconds": elapsed, "modules": sorted(sys.modules)}}))
 def import_once(module: str) -> tuple[float, set[str]]:
     """Import `module` in a fresh interpreter; its import time and the modules loaded by then."""
     out = subprocess.run(
-        [sys.executable, "-c", PROBE.format(module=module)], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE.format(module=module)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     result = json.loads(out)
     return float(result["seconds"]), set(result["modules"])

@@ -35,9 +35,18 @@ def seed(count: int) -> list[str]:
     now = now_iso()
     ids = []
     for i in range(count):
-        job = Job(job_id=new_job_id("bench"), owner="bench", owner_name="bench", case_id=2, title=f"bench {i}",
-                  description="", status=JobState.SUBMITTED, created_at=now, updated_at=now,
-                  history=(Change(JobState.SUBMITTED, now, "bench"),))
+        job = Job(
+            job_id=new_job_id("bench"),
+            owner="bench",
+            owner_name="bench",
+            case_id=2,
+            title=f"bench {i}",
+            description="",
+            status=JobState.SUBMITTED,
+            created_at=now,
+            updated_at=now,
+            history=(Change(JobState.SUBMITTED, now, "bench"),),
+        )
         ids.append(services().jobs.insert(job).job_id)
     return ids
 
@@ -67,8 +76,14 @@ async def dispatch_all(ids: list[str], fresh: bool, batch: int) -> tuple[float, 
 
     now = services()
     runner: Any = ConnectionPerCommand() if fresh else now.remote
-    given = {"jobs": now.jobs, "outputs": now.outputs, "queue": now.queue, "catalog": now.catalog,
-             "targets": now.targets, "remote": runner}
+    given = {
+        "jobs": now.jobs,
+        "outputs": now.outputs,
+        "queue": now.queue,
+        "catalog": now.catalog,
+        "targets": now.targets,
+        "remote": runner,
+    }
     started, opened_before = time.perf_counter(), runner.opened
     with use_services(Services(now.settings, **given)):
         for start in range(0, len(ids), batch):
@@ -98,17 +113,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--server", choices=("auto", "sshd", "embedded"), default="auto")
-    parser.add_argument("--batch", type=int, default=host_batch_size(), help="jobs dispatched at once")
+    parser.add_argument(
+        "--batch", type=int, default=host_batch_size(), help="jobs dispatched at once"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         azurite = start_private_azurite(ROOT, Path(tmp) / "azurite")
         login = server(args.server, Path(tmp) / "ssh")
         try:
             target = {**login.target("local"), "python": "true"}
-            os.environ.update({"AzureWebJobsStorage": azurite.connection_string,
-                               "SIMGATE_STORAGE_CA": str(azurite.ca_path), "SIMGATE_JOBS_TABLE": "benchjobs",
-                               "SIMGATE_TARGETS": json.dumps({"local": target}),
-                               "SIMGATE_CALLBACK_URL": "http://127.0.0.1:7071"})
+            os.environ.update(
+                {
+                    "AzureWebJobsStorage": azurite.connection_string,
+                    "SIMGATE_STORAGE_CA": str(azurite.ca_path),
+                    "SIMGATE_JOBS_TABLE": "benchjobs",
+                    "SIMGATE_TARGETS": json.dumps({"local": target}),
+                    "SIMGATE_CALLBACK_URL": "http://127.0.0.1:7071",
+                }
+            )
             reset_services()
             for batch in sorted({1, args.batch}):
                 measure(args.jobs, batch, type(login).__name__)
@@ -119,7 +141,9 @@ def main() -> None:
 
 def host_batch_size() -> int:
     """How many queue messages the host hands the dispatcher at once (host.json)."""
-    return int(json.loads((ROOT / "host.json").read_text())["extensions"]["queues"].get("batchSize", 16))
+    return int(
+        json.loads((ROOT / "host.json").read_text())["extensions"]["queues"].get("batchSize", 16)
+    )
 
 
 def measure(jobs: int, batch: int, server_name: str) -> None:
@@ -127,15 +151,25 @@ def measure(jobs: int, batch: int, server_name: str) -> None:
     reused_ids, fresh_ids = seed(jobs), seed(jobs)
 
     async def both() -> tuple[tuple[float, int], tuple[float, int]]:
-        await dispatch_all(seed(2), fresh=False, batch=1)  # warm up: imports, templates, the first connection
-        return await dispatch_all(reused_ids, False, batch), await dispatch_all(fresh_ids, True, batch)
+        await dispatch_all(
+            seed(2), fresh=False, batch=1
+        )  # warm up: imports, templates, the first connection
+        return await dispatch_all(reused_ids, False, batch), await dispatch_all(
+            fresh_ids, True, batch
+        )
 
     (reused, reused_opened), (fresh, fresh_opened) = asyncio.run(both())
-    print(f"\n{jobs} jobs to one target over {server_name}, {batch} at a time, each: storage + one remote command")
-    print(f"  reusing the connection:      {reused:6.2f} s ({reused / jobs * 1000:6.1f} ms a job), "
-          f"{reused_opened} connection(s) opened, {check_queued(reused_ids)}/{jobs} QUEUED")
-    print(f"  a fresh connection per job:  {fresh:6.2f} s ({fresh / jobs * 1000:6.1f} ms a job), "
-          f"{fresh_opened} connection(s) opened, {check_queued(fresh_ids)}/{jobs} QUEUED")
+    print(
+        f"\n{jobs} jobs to one target over {server_name}, {batch} at a time, each: storage + one remote command"
+    )
+    print(
+        f"  reusing the connection:      {reused:6.2f} s ({reused / jobs * 1000:6.1f} ms a job), "
+        f"{reused_opened} connection(s) opened, {check_queued(reused_ids)}/{jobs} QUEUED"
+    )
+    print(
+        f"  a fresh connection per job:  {fresh:6.2f} s ({fresh / jobs * 1000:6.1f} ms a job), "
+        f"{fresh_opened} connection(s) opened, {check_queued(fresh_ids)}/{jobs} QUEUED"
+    )
     print(f"ratio fresh / reused: {fresh / reused:.1f}x")
 
 

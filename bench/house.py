@@ -56,11 +56,31 @@ GROUPS: dict[str, tuple[str, ...]] = {
 LONG = 100
 CACHES = {"cache", "lru_cache"}
 IMMUTABLE = {"str", "bytes", "int", "float", "bool", "complex", "tuple", "frozenset"}
-ALWAYS_MUTABLE = {"WeakKeyDictionary", "WeakValueDictionary", "WeakSet", "defaultdict", "OrderedDict", "Counter",
-                  "deque"}
+ALWAYS_MUTABLE = {
+    "WeakKeyDictionary",
+    "WeakValueDictionary",
+    "WeakSet",
+    "defaultdict",
+    "OrderedDict",
+    "Counter",
+    "deque",
+}
 CONTAINERS = {"dict", "list", "set"}
-MUTATORS = {"append", "extend", "insert", "update", "setdefault", "pop", "popitem", "clear", "add", "discard",
-            "remove", "__setitem__", "__delitem__"}
+MUTATORS = {
+    "append",
+    "extend",
+    "insert",
+    "update",
+    "setdefault",
+    "pop",
+    "popitem",
+    "clear",
+    "add",
+    "discard",
+    "remove",
+    "__setitem__",
+    "__delitem__",
+}
 FROZEN_BASES = {"NamedTuple", "Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"}
 
 
@@ -183,9 +203,12 @@ def _frozen_classes(tree: ast.Module) -> tuple[set[str], set[str]]:
             continue
         classes.add(node.name)
         frozen_dataclass = any(
-            isinstance(d, ast.Call) and _last_name(d) == "dataclass"
-            and any(k.arg == "frozen" and isinstance(k.value, ast.Constant) and k.value.value is True
-                    for k in d.keywords)
+            isinstance(d, ast.Call)
+            and _last_name(d) == "dataclass"
+            and any(
+                k.arg == "frozen" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in d.keywords
+            )
             for d in node.decorator_list
         )
         if frozen_dataclass or any(_last_name(b) in FROZEN_BASES for b in node.bases):
@@ -200,7 +223,11 @@ def _mutated_names(tree: ast.Module) -> set[str]:
         if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store | ast.Del):
             if isinstance(node.value, ast.Name):
                 names.add(node.value.id)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATORS:
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in MUTATORS
+        ):
             if isinstance(node.func.value, ast.Name):
                 names.add(node.func.value.id)
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
@@ -220,7 +247,9 @@ def _module_bindings(tree: ast.Module) -> list[tuple[str, int, ast.expr | None]]
     while pending:
         node = pending.pop(0)
         if isinstance(node, ast.Assign):
-            bound += [(t.id, node.lineno, node.value) for t in node.targets if isinstance(t, ast.Name)]
+            bound += [
+                (t.id, node.lineno, node.value) for t in node.targets if isinstance(t, ast.Name)
+            ]
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             bound.append((node.target.id, node.lineno, node.value))
         elif isinstance(node, ast.If | ast.Try):
@@ -229,7 +258,9 @@ def _module_bindings(tree: ast.Module) -> list[tuple[str, int, ast.expr | None]]
     return bound
 
 
-def _mutable_kind(value: ast.expr | None, classes: set[str], frozen: set[str], mutated: bool) -> str | None:
+def _mutable_kind(
+    value: ast.expr | None, classes: set[str], frozen: set[str], mutated: bool
+) -> str | None:
     """Why a module-level value is a mutable cache, or None when it is not one."""
     if isinstance(value, ast.Dict | ast.List | ast.Set | ast.DictComp | ast.ListComp | ast.SetComp):
         return "module-level container, mutated" if mutated else None
@@ -253,7 +284,11 @@ def module_singletons(tree: ast.Module, path: str) -> list[Named]:
     for name, line, value in _module_bindings(tree):
         if name in found:
             continue
-        kind = "rebound through global" if name in rebound else _mutable_kind(value, classes, frozen, name in mutated)
+        kind = (
+            "rebound through global"
+            if name in rebound
+            else _mutable_kind(value, classes, frozen, name in mutated)
+        )
         if kind:
             found[name] = Named(name, path, line, kind)
     return list(found.values())
@@ -268,10 +303,15 @@ def measure_source(path: str, text: str) -> FileFigures:
     lines = text.splitlines()
     filled = [line for line in lines if line.strip()]
     return FileFigures(
-        path=path, lines=len(lines), filled_lines=len(filled), filled_chars=sum(map(len, filled)),
+        path=path,
+        lines=len(lines),
+        filled_lines=len(filled),
+        filled_chars=sum(map(len, filled)),
         long_lines=sum(len(line) > LONG for line in filled),
-        functions=walker.functions, lazy_imports=walker.lazy_imports,
-        singletons=singletons + module_singletons(tree, path), memos=memos,
+        functions=walker.functions,
+        lazy_imports=walker.lazy_imports,
+        singletons=singletons + module_singletons(tree, path),
+        memos=memos,
     )
 
 
@@ -284,10 +324,16 @@ def count_resets(text: str, singletons: set[str]) -> tuple[int, int]:
             cache_clears += attr == "cache_clear"
             others += attr == "clear" and _last_name(node.func.value) in singletons
             others += attr == "setattr" and _names_singleton(node.args, singletons)
-        elif isinstance(node, ast.Call) and _last_name(node) == "setattr" and _names_singleton(node.args, singletons):
+        elif (
+            isinstance(node, ast.Call)
+            and _last_name(node) == "setattr"
+            and _names_singleton(node.args, singletons)
+        ):
             others += 1
         elif isinstance(node, ast.Assign):
-            others += sum(isinstance(t, ast.Attribute) and t.attr in singletons for t in node.targets)
+            others += sum(
+                isinstance(t, ast.Attribute) and t.attr in singletons for t in node.targets
+            )
     return cache_clears, others
 
 
@@ -304,8 +350,9 @@ def names_thing(text: str, words: set[str]) -> bool:
             return True
         if isinstance(node, ast.ImportFrom) and (node.module or "").rsplit(".", 1)[-1] in words:
             return True
-        if isinstance(node, ast.ImportFrom | ast.Import) and any(a.name.rsplit(".", 1)[-1] in words
-                                                                   for a in node.names):
+        if isinstance(node, ast.ImportFrom | ast.Import) and any(
+            a.name.rsplit(".", 1)[-1] in words for a in node.names
+        ):
             return True
     return False
 
@@ -315,13 +362,23 @@ def sources(root: Path, parts: tuple[str, ...]) -> list[Path]:
     files: list[Path] = []
     for part in parts:
         target = root / part
-        files += sorted(target.rglob("*.py")) if target.is_dir() else [target] if target.is_file() else []
+        files += (
+            sorted(target.rglob("*.py"))
+            if target.is_dir()
+            else [target]
+            if target.is_file()
+            else []
+        )
     return files
 
 
 def p90(values: list[int]) -> float:
     """The 90th percentile, interpolated between the sizes that occur (the review's method)."""
-    return statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1 else float(values[0])
+    return (
+        statistics.quantiles(values, n=10, method="inclusive")[-1]
+        if len(values) > 1
+        else float(values[0])
+    )
 
 
 @dataclass(frozen=True)
@@ -362,17 +419,27 @@ def summarise(files: list[FileFigures]) -> Group:
     sizes = [fn.lines for f in files for fn in f.functions] or [0]
     filled = sum(f.filled_lines for f in files) or 1
     return Group(
-        files=len(files), lines=sum(f.lines for f in files), functions=sum(len(f.functions) for f in files),
-        median=float(statistics.median(sizes)), p90=p90(sizes), max=max(sizes),
-        long_share=sum(f.long_lines for f in files) / filled, mean_line=sum(f.filled_chars for f in files) / filled,
-        lazy_imports=sum(f.lazy_imports for f in files), lazy_import_modules=sum(f.lazy_imports > 0 for f in files),
+        files=len(files),
+        lines=sum(f.lines for f in files),
+        functions=sum(len(f.functions) for f in files),
+        median=float(statistics.median(sizes)),
+        p90=p90(sizes),
+        max=max(sizes),
+        long_share=sum(f.long_lines for f in files) / filled,
+        mean_line=sum(f.filled_chars for f in files) / filled,
+        lazy_imports=sum(f.lazy_imports for f in files),
+        lazy_import_modules=sum(f.lazy_imports > 0 for f in files),
     )
 
 
-def measure(root: Path, route: tuple[str, str] = ("show_case", "case/{case_id}"), scheduler: str = "pbs") -> House:
+def measure(
+    root: Path, route: tuple[str, str] = ("show_case", "case/{case_id}"), scheduler: str = "pbs"
+) -> House:
     """All the figures of the tree at `root`."""
     groups = {
-        name: [measure_source(str(p.relative_to(root)), p.read_text()) for p in sources(root, parts)]
+        name: [
+            measure_source(str(p.relative_to(root)), p.read_text()) for p in sources(root, parts)
+        ]
         for name, parts in GROUPS.items()
     }
     app = groups["app"]
@@ -380,14 +447,21 @@ def measure(root: Path, route: tuple[str, str] = ("show_case", "case/{case_id}")
     names = {s.name for s in singletons}
     in_tests = [count_resets(p.read_text(), names) for p in sources(root, ("tests",))]
     elsewhere = [count_resets(p.read_text(), names)[0] for p in sources(root, ("bench", "devhost"))]
-    code = [(str(p.relative_to(root)), p.read_text()) for p in sources(root, (*GROUPS["app"], "tests"))]
-    longest = sorted((fn for f in app for fn in f.functions), key=lambda fn: (-fn.lines, fn.path, fn.line))
+    code = [
+        (str(p.relative_to(root)), p.read_text()) for p in sources(root, (*GROUPS["app"], "tests"))
+    ]
+    longest = sorted(
+        (fn for f in app for fn in f.functions), key=lambda fn: (-fn.lines, fn.path, fn.line)
+    )
     return House(
-        root=str(root), groups={name: summarise(files) for name, files in groups.items()},
+        root=str(root),
+        groups={name: summarise(files) for name, files in groups.items()},
         longest_app_functions=longest[:10],
         lazy_imports_by_module={f.path: f.lazy_imports for f in app if f.lazy_imports},
-        singletons=singletons, memos=[m for f in app for m in f.memos],
-        test_cache_clears=sum(c for c, _ in in_tests), test_other_resets=sum(o for _, o in in_tests),
+        singletons=singletons,
+        memos=[m for f in app for m in f.memos],
+        test_cache_clears=sum(c for c, _ in in_tests),
+        test_other_resets=sum(o for _, o in in_tests),
         cache_clears_outside_tests=sum(elsewhere),
         route_named_in=[path for path, text in code if names_thing(text, set(route))],
         scheduler_named_in=[path for path, text in code if names_thing(text, {scheduler})],
@@ -397,11 +471,15 @@ def measure(root: Path, route: tuple[str, str] = ("show_case", "case/{case_id}")
 def report(house: House) -> None:
     """Print the figures as the review's tables do."""
     print(f"tree: {house.root}")
-    print(f"{'code':<8} {'files':>5} {'lines':>6} {'fns':>4} {'median':>6} {'p90':>5} {'max':>4} {'>100 ch':>8}"
-          f" {'mean ch':>7}  imports inside functions")
+    print(
+        f"{'code':<8} {'files':>5} {'lines':>6} {'fns':>4} {'median':>6} {'p90':>5} {'max':>4} {'>100 ch':>8}"
+        f" {'mean ch':>7}  imports inside functions"
+    )
     for name, g in house.groups.items():
-        print(f"{name:<8} {g.files:>5} {g.lines:>6} {g.functions:>4} {g.median:>6g} {g.p90:>5.1f} {g.max:>4}"
-              f" {g.long_share:>8.1%} {g.mean_line:>7.1f}  {g.lazy_imports}, in {g.lazy_import_modules} modules")
+        print(
+            f"{name:<8} {g.files:>5} {g.lines:>6} {g.functions:>4} {g.median:>6g} {g.p90:>5.1f} {g.max:>4}"
+            f" {g.long_share:>8.1%} {g.mean_line:>7.1f}  {g.lazy_imports}, in {g.lazy_import_modules} modules"
+        )
     print("10 longest app functions:")
     for fn in house.longest_app_functions:
         print(f"  {fn.path}:{fn.line} {fn.name} {fn.lines}")
@@ -412,10 +490,14 @@ def report(house: House) -> None:
     _names(house.singletons)
     print("cached but not counted (memos keyed on arguments, cached constants):")
     _names(house.memos)
-    print(f"singleton resets in tests/: {house.test_cache_clears} cache_clear(), {house.test_other_resets} other")
+    print(
+        f"singleton resets in tests/: {house.test_cache_clears} cache_clear(), {house.test_other_resets} other"
+    )
     print(f"cache_clear() outside tests/ (bench/, devhost/): {house.cache_clears_outside_tests}")
     print(f"files naming the route ({len(house.route_named_in)}): {' '.join(house.route_named_in)}")
-    print(f"files naming the scheduler ({len(house.scheduler_named_in)}): {' '.join(house.scheduler_named_in)}")
+    print(
+        f"files naming the scheduler ({len(house.scheduler_named_in)}): {' '.join(house.scheduler_named_in)}"
+    )
 
 
 def _names(found: list[Named]) -> None:
@@ -426,10 +508,17 @@ def _names(found: list[Named]) -> None:
 def main() -> None:
     """Measure the tree, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to measure (default: this one)")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the checkout to measure (default: this one)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead")
-    parser.add_argument("--route", nargs=2, default=("show_case", "case/{case_id}"), metavar=("HANDLER", "ROUTE"),
-                        help="an existing route, by its handler's name and its route")
+    parser.add_argument(
+        "--route",
+        nargs=2,
+        default=("show_case", "case/{case_id}"),
+        metavar=("HANDLER", "ROUTE"),
+        help="an existing route, by its handler's name and its route",
+    )
     parser.add_argument("--scheduler", default="pbs", help="an existing scheduler, by its name")
     args = parser.parse_args()
     house = measure(args.root.resolve(), tuple(args.route), args.scheduler)

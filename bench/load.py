@@ -68,8 +68,9 @@ class Client:
         route = f"{method} {JOB_ID.sub('{id}', path.split('?')[0])}"
         started = time.perf_counter()
         try:
-            with urllib.request.urlopen(urllib.request.Request(self.url + path, data, headers, method=method),
-                                        timeout=60) as resp:
+            with urllib.request.urlopen(
+                urllib.request.Request(self.url + path, data, headers, method=method), timeout=60
+            ) as resp:
                 status, raw = resp.status, resp.read()
         except urllib.error.HTTPError as err:
             status, raw = err.code, err.read()
@@ -115,7 +116,9 @@ def simulator_loop(url: str, stats: Stats, user: Client, stop: threading.Event, 
         job_id, token = job["job_id"], secrets.token_urlsafe(32)
 
         def dispatched(current: Job, token: str = token) -> Job:
-            return replace(current, status=JobState.QUEUED, token_hash=hash_token(token), scheduler_id="1")
+            return replace(
+                current, status=JobState.QUEUED, token_hash=hash_token(token), scheduler_id="1"
+            )
 
         change_job(job_id, dispatched)  # what the dispatcher does, without a real submission
         services().outputs.create(job_id)
@@ -123,12 +126,18 @@ def simulator_loop(url: str, stats: Stats, user: Client, stop: threading.Event, 
             stats.run_jobs.append(job_id)
         simulator = Client(url, stats, f"Bearer {token}")
         for progress in (0, 25, 50, 75, 100):
-            simulator.call("PATCH", f"/job/{job_id}/status", {"status": "RUNNING", "progress": progress})
+            simulator.call(
+                "PATCH", f"/job/{job_id}/status", {"status": "RUNNING", "progress": progress}
+            )
         _, reply = simulator.call("PATCH", f"/job/{job_id}/status", {"status": "FINALIZING"})
         grant = (reply or {}).get("upload")
         if grant:
-            put = urllib.request.Request(f"{grant['url']}/mixing_index.csv?{grant['sas']}", CSV, method="PUT",
-                                         headers={"x-ms-blob-type": "BlockBlob", "x-ms-blob-content-type": "text/csv"})
+            put = urllib.request.Request(
+                f"{grant['url']}/mixing_index.csv?{grant['sas']}",
+                CSV,
+                method="PUT",
+                headers={"x-ms-blob-type": "BlockBlob", "x-ms-blob-content-type": "text/csv"},
+            )
             with urllib.request.urlopen(put, context=context, timeout=60):
                 pass
         claims = [{"name": "mixing_index", "file": "mixing_index.csv"}] if grant else []
@@ -141,7 +150,11 @@ def settle(client: Client, job_ids: list[str], timeout: float) -> tuple[int, int
     deadline = time.monotonic() + timeout
     while True:
         states = {j: client.call("GET", f"/job/{j}/status") for j in job_ids}
-        stuck = [j for j, (status, body) in states.items() if status == 200 and body["status"] not in FINAL]
+        stuck = [
+            j
+            for j, (status, body) in states.items()
+            if status == 200 and body["status"] not in FINAL
+        ]
         lost = [j for j, (status, _) in states.items() if status == 404]
         if not stuck or time.monotonic() > deadline:
             return len(stuck), len(lost)
@@ -156,8 +169,10 @@ def report(stats: Stats, seconds: float, stuck: int, lost: int) -> None:
     for route, times in sorted(stats.latencies.items(), key=lambda kv: -len(kv[1])):
         ordered = sorted(times)
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-        print(f"  {route:<44} {len(times):>6} {len(times) / seconds:>6.1f} {statistics.median(times) * 1000:>7.1f}"
-              f" {p99 * 1000:>7.1f}")
+        print(
+            f"  {route:<44} {len(times):>6} {len(times) / seconds:>6.1f} {statistics.median(times) * 1000:>7.1f}"
+            f" {p99 * 1000:>7.1f}"
+        )
     server_errors = sum(n for status, n in stats.statuses.items() if status >= 500)
     print(f"status codes: {dict(sorted(stats.statuses.items()))}")
     print(f"5xx answers (target 0): {server_errors}")
@@ -182,13 +197,22 @@ def main() -> None:
         finally:
             login.stop()
 
+
 def run_load(url: str, key: Path, ca: Path, args: argparse.Namespace) -> None:
     """Users and simulators for `args.seconds`, then wait for their jobs; print."""
     stats, stop = Stats(), threading.Event()
-    users = [Client(url, stats, f"Bearer {mint(key, f'user{i}')}") for i in range(args.users + args.simulators)]
-    threads = [threading.Thread(target=user_loop, args=(users[i], stop, random.Random(i))) for i in range(args.users)]
-    threads += [threading.Thread(target=simulator_loop, args=(url, stats, users[args.users + i], stop, ca))
-                for i in range(args.simulators)]
+    users = [
+        Client(url, stats, f"Bearer {mint(key, f'user{i}')}")
+        for i in range(args.users + args.simulators)
+    ]
+    threads = [
+        threading.Thread(target=user_loop, args=(users[i], stop, random.Random(i)))
+        for i in range(args.users)
+    ]
+    threads += [
+        threading.Thread(target=simulator_loop, args=(url, stats, users[args.users + i], stop, ca))
+        for i in range(args.simulators)
+    ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()

@@ -47,7 +47,9 @@ class Simulator:
         body = json.dumps({"status": status, **extra}).encode()
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
         before = self.client.requests
-        request = urllib.request.Request(f"{self.client.url}/job/{self.job_id}/status", body, headers, method="PATCH")
+        request = urllib.request.Request(
+            f"{self.client.url}/job/{self.job_id}/status", body, headers, method="PATCH"
+        )
         with urllib.request.urlopen(request, timeout=60) as resp:
             return json.loads(resp.read()), self.client.requests - before
 
@@ -73,20 +75,32 @@ def count_reports_and_downloads(client: Client, azurite: AzuriteProcess, downloa
     """Print storage requests per status report and per download URL."""
     warm_up = queued_job(client)
     warm_up.report("RUNNING")
-    _, first_grant = warm_up.report("FINALIZING")  # a worker's first grant also fetches the delegation key
+    _, first_grant = warm_up.report(
+        "FINALIZING"
+    )  # a worker's first grant also fetches the delegation key
     simulator = queued_job(client)
     _, running = simulator.report("RUNNING")
     grant, finalizing = simulator.report("FINALIZING")
     upload = grant["upload"]
-    put = urllib.request.Request(f"{upload['url']}/mixing_index.csv?{upload['sas']}", CSV, method="PUT",
-                                 headers={"x-ms-blob-type": "BlockBlob", "x-ms-blob-content-type": "text/csv"})
+    put = urllib.request.Request(
+        f"{upload['url']}/mixing_index.csv?{upload['sas']}",
+        CSV,
+        method="PUT",
+        headers={"x-ms-blob-type": "BlockBlob", "x-ms-blob-content-type": "text/csv"},
+    )
     with urllib.request.urlopen(put, context=_tls(azurite), timeout=60):
         pass
-    _, completed = simulator.report("COMPLETED", outputs=[{"name": "mixing_index", "file": "mixing_index.csv"}])
-    print("storage requests per status report (target: at most 2; at COMPLETED plus 1 listing, 1 copy per output "
-          "and 1 deletion):")
-    print(f"  RUNNING      {running}\n  FINALIZING   {finalizing} (with the upload grant; the worker's first grant: "
-          f"{first_grant}, fetching the delegation key it then reuses)\n  COMPLETED    {completed} (one output)")
+    _, completed = simulator.report(
+        "COMPLETED", outputs=[{"name": "mixing_index", "file": "mixing_index.csv"}]
+    )
+    print(
+        "storage requests per status report (target: at most 2; at COMPLETED plus 1 listing, 1 copy per output "
+        "and 1 deletion):"
+    )
+    print(
+        f"  RUNNING      {running}\n  FINALIZING   {finalizing} (with the upload grant; the worker's first grant: "
+        f"{first_grant}, fetching the delegation key it then reuses)\n  COMPLETED    {completed} (one output)"
+    )
     path = f"/job/{simulator.job_id}/output/mixing_index.csv"
     client.call("GET", path, "bencher")  # the worker's first signature may fetch the delegation key
     counts, times = [], []
@@ -97,13 +111,19 @@ def count_reports_and_downloads(client: Client, azurite: AzuriteProcess, downloa
         counts.append(requests)
     with urllib.request.urlopen(grant["url"], context=_tls(azurite), timeout=60) as resp:
         assert resp.read() == CSV
-    print(f"storage requests per download URL (target 1): {statistics.mean(counts):.2f} "
-          f"(mean of {downloads}; max {max(counts)}), median {statistics.median(times) * 1000:.1f} ms a request")
+    print(
+        f"storage requests per download URL (target 1): {statistics.mean(counts):.2f} "
+        f"(mean of {downloads}; max {max(counts)}), median {statistics.median(times) * 1000:.1f} ms a request"
+    )
 
 
 def upload_throughput(azurite: AzuriteProcess, mib: int, runs: int) -> None:
     """Print the wrapper's upload throughput against the SDK's `upload_blob`, alternating, medians of `runs`."""
-    from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
+    from azure.storage.blob import (
+        BlobServiceClient,
+        ContainerSasPermissions,
+        generate_container_sas,
+    )
 
     from core.storage.azurite import AzuriteCredential
 
@@ -113,9 +133,15 @@ def upload_throughput(azurite: AzuriteProcess, mib: int, runs: int) -> None:
     container = service.create_container(f"bench-{secrets.token_hex(4)}")
     start = datetime.now(UTC) - timedelta(minutes=5)
     key = service.get_user_delegation_key(start, start + timedelta(hours=2))
-    sas = generate_container_sas(ACCOUNT, container.container_name, user_delegation_key=key,
-                                 permission=ContainerSasPermissions(create=True, write=True),
-                                 start=start, expiry=start + timedelta(hours=1), protocol="https")
+    sas = generate_container_sas(
+        ACCOUNT,
+        container.container_name,
+        user_delegation_key=key,
+        permission=ContainerSasPermissions(create=True, write=True),
+        start=start,
+        expiry=start + timedelta(hours=1),
+        protocol="https",
+    )
     from tests.infra import load_wrapper
 
     job_wrapper = load_wrapper()
@@ -125,8 +151,14 @@ def upload_throughput(azurite: AzuriteProcess, mib: int, runs: int) -> None:
         wrapper_s, sdk_s, sdk4_s = [], [], []
         for run in range(runs):
             started = time.perf_counter()
-            job_wrapper.upload_file(container.url, sas, str(path), f"wrapper-{run}.bin", "application/octet-stream",
-                                    ca_file=str(azurite.ca_path))
+            job_wrapper.upload_file(
+                container.url,
+                sas,
+                str(path),
+                f"wrapper-{run}.bin",
+                "application/octet-stream",
+                ca_file=str(azurite.ca_path),
+            )
             wrapper_s.append(time.perf_counter() - started)
             started = time.perf_counter()
             with path.open("rb") as handle:
@@ -134,7 +166,9 @@ def upload_throughput(azurite: AzuriteProcess, mib: int, runs: int) -> None:
             sdk_s.append(time.perf_counter() - started)
             started = time.perf_counter()
             with path.open("rb") as handle:  # the SDK with as many blocks in flight as the wrapper
-                container.upload_blob(f"sdk4-{run}.bin", handle, length=path.stat().st_size, max_concurrency=4)
+                container.upload_blob(
+                    f"sdk4-{run}.bin", handle, length=path.stat().st_size, max_concurrency=4
+                )
             sdk4_s.append(time.perf_counter() - started)
         stored = hashlib.sha256()
         for chunk in container.download_blob(f"wrapper-{runs - 1}.bin").chunks():
@@ -144,7 +178,9 @@ def upload_throughput(azurite: AzuriteProcess, mib: int, runs: int) -> None:
     print(f"upload of {mib} MiB to Azurite (medians of {runs}, checksum verified):")
     print(f"  job wrapper (standard library)  {wrapper_rate:7.1f} MiB/s")
     print(f"  azure-storage-blob upload_blob  {sdk_rate:7.1f} MiB/s (its defaults)")
-    print(f"  the same, max_concurrency=4     {mib / statistics.median(sdk4_s):7.1f} MiB/s (the wrapper's 4 threads)")
+    print(
+        f"  the same, max_concurrency=4     {mib / statistics.median(sdk4_s):7.1f} MiB/s (the wrapper's 4 threads)"
+    )
     print(f"  ratio wrapper / SDK (target at least 0.7): {wrapper_rate / sdk_rate:.2f}")
 
 
@@ -153,7 +189,9 @@ def _random_file(path: Path, mib: int) -> str:
     block = os.urandom(1 << 20)
     with path.open("wb") as handle:
         for i in range(mib):
-            chunk = i.to_bytes(8, "big") + block[8:]  # every MiB differs, so a misplaced block shows
+            chunk = (
+                i.to_bytes(8, "big") + block[8:]
+            )  # every MiB differs, so a misplaced block shows
             handle.write(chunk)
             digest.update(chunk)
     return digest.hexdigest()
@@ -173,8 +211,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp)) as stack:
-        count_reports_and_downloads(Client(stack.url, stack.signing_key), stack.azurite, args.downloads)
+        count_reports_and_downloads(
+            Client(stack.url, stack.signing_key), stack.azurite, args.downloads
+        )
         upload_throughput(stack.azurite, args.mib, args.runs)
+
 
 if __name__ == "__main__":
     main()

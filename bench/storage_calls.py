@@ -38,7 +38,10 @@ class Client:
 
     def call(self, method: str, path: str, user: str, body: Any = None) -> tuple[int, Any, int]:
         """Status, parsed body, and the storage requests this call made."""
-        headers = {"Authorization": f"Bearer {mint(self.key, user)}", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {mint(self.key, user)}",
+            "Content-Type": "application/json",
+        }
         data = json.dumps(body).encode() if body is not None else None
         before = self.requests
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
@@ -74,9 +77,20 @@ def seed(table: Any, user: str, count: int) -> None:
 
     now = now_iso()
     entities = [
-        to_entity(Job(job_id=new_job_id(user), owner=user, owner_name=user, case_id=2, title=f"seeded {i}",
-                      description="", status=JobState.DRAFT, created_at=now, updated_at=now,
-                      history=(Change(JobState.DRAFT, now, user),)))
+        to_entity(
+            Job(
+                job_id=new_job_id(user),
+                owner=user,
+                owner_name=user,
+                case_id=2,
+                title=f"seeded {i}",
+                description="",
+                status=JobState.DRAFT,
+                created_at=now,
+                updated_at=now,
+                history=(Change(JobState.DRAFT, now, user),),
+            )
+        )
         for i in range(count)
     ]
     for start in range(0, count, 100):
@@ -128,9 +142,13 @@ def run(client: Client, args: argparse.Namespace) -> None:
     figures = page_times(client, ["small-user", "big-user"], args.runs)
     for user, stored in (("small-user", args.small), ("big-user", args.big)):
         seconds, requests = figures[user]
-        print(f"GET /job page of 20 with {stored:>6} jobs stored: {seconds * 1000:6.1f} ms, {requests} request(s)")
-    print(f"ratio {args.big} / {args.small} (medians of {args.runs}): "
-          f"{figures['big-user'][0] / figures['small-user'][0]:.2f}")
+        print(
+            f"GET /job page of 20 with {stored:>6} jobs stored: {seconds * 1000:6.1f} ms, {requests} request(s)"
+        )
+    print(
+        f"ratio {args.big} / {args.small} (medians of {args.runs}): "
+        f"{figures['big-user'][0] / figures['small-user'][0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ else:
 
 T = TypeVar("T")
 Auth = Literal["user", "job", "none"]
-Model = str | tuple[str] | None  # a `core.views` model by name, a list of it (a 1-tuple), or no body
+Model = (
+    str | tuple[str] | None
+)  # a `core.views` model by name, a list of it (a 1-tuple), or no body
 PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 
@@ -88,19 +90,29 @@ def integer(name: str, description: str, *, low: int, high: int, default: T) -> 
             raise InvalidInput.field(name, f"must be from {low} to {high}, not {value}", "query")
         return value
 
-    return Query(name, description, {"type": "integer", "minimum": low, "maximum": high}, parse, default)
+    return Query(
+        name, description, {"type": "integer", "minimum": low, "maximum": high}, parse, default
+    )
 
 
-def text(name: str, description: str, *, max_length: int, pattern: str | None = None) -> Query[str | None]:
+def text(
+    name: str, description: str, *, max_length: int, pattern: str | None = None
+) -> Query[str | None]:
     """Printable text of at most `max_length` characters; None when absent. `pattern` is what core checks of it
     (documented here, refused there with its own words: a cursor's shape, say)."""
 
     def parse(raw: str) -> str:
         if len(raw) > max_length or not raw.isprintable():
-            raise InvalidInput.field(name, f"must be at most {max_length} printable characters", "query")
+            raise InvalidInput.field(
+                name, f"must be at most {max_length} printable characters", "query"
+            )
         return raw
 
-    schema = {"type": "string", **({"pattern": pattern} if pattern else {}), "maxLength": max_length}
+    schema = {
+        "type": "string",
+        **({"pattern": pattern} if pattern else {}),
+        "maxLength": max_length,
+    }
     return Query(name, description, schema, parse, None)
 
 
@@ -115,8 +127,13 @@ def choice(name: str, description: str, values: tuple[str, ...]) -> Query[str | 
     return Query(name, description, {"type": "string", "enum": list(values)}, parse, None)
 
 
-def flag(name: str, description: str, *, true: tuple[str, ...] = ("true",), false: tuple[str, ...] = ("false",)
-         ) -> Query[bool]:
+def flag(
+    name: str,
+    description: str,
+    *,
+    true: tuple[str, ...] = ("true",),
+    false: tuple[str, ...] = ("false",),
+) -> Query[bool]:
     """A yes or no, spelt one of `true` or `false`; False when absent."""
 
     def parse(raw: str) -> bool:
@@ -144,20 +161,39 @@ class PathParameter:
 
 PATH_PARAMETERS: dict[str, PathParameter] = {
     # `core.records.JOB_ID`: <owner key>-<inverted time>-<random>, 37 characters.
-    "job_id": PathParameter({"type": "string", "pattern": JOB_ID.pattern, "minLength": 37, "maxLength": 37},
-                            "the job's id, as `POST /job` answered it", ("job_id",)),
+    "job_id": PathParameter(
+        {"type": "string", "pattern": JOB_ID.pattern, "minLength": 37, "maxLength": 37},
+        "the job's id, as `POST /job` answered it",
+        ("job_id",),
+    ),
     # `id` is a case's own id in CaseHeader and CaseDetail, the only views with an `id`.
-    "case_id": PathParameter({"type": "string", "pattern": CASE_REF, "minLength": 1, "maxLength": 63},
-                             "the case's id (a whole number) or its name", ("case_id", "id")),
+    "case_id": PathParameter(
+        {"type": "string", "pattern": CASE_REF, "minLength": 1, "maxLength": 63},
+        "the case's id (a whole number) or its name",
+        ("case_id", "id"),
+    ),
     # `core.reports.output_id`: the output's file name (a claim's `file`), with `~` for the folder separator.
-    "output_id": PathParameter({"type": "string", "pattern": OUTPUT_FILE.replace("/", "~"), "minLength": 1,
-                                "maxLength": 300}, "an `output_id` from the job's outputs", ("output_id",)),
+    "output_id": PathParameter(
+        {
+            "type": "string",
+            "pattern": OUTPUT_FILE.replace("/", "~"),
+            "minLength": 1,
+            "maxLength": 300,
+        },
+        "an `output_id` from the job's outputs",
+        ("output_id",),
+    ),
 }
 
 
 # -- operations ------------------------------------------------------------------------------------------------
 
-BODY_ERRORS: tuple[type[GatewayError], ...] = (InvalidInput, PayloadTooLarge, UnsupportedMediaType, InvalidBody)
+BODY_ERRORS: tuple[type[GatewayError], ...] = (
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidBody,
+)
 
 
 @dataclass(frozen=True)
@@ -174,7 +210,9 @@ class Operation:
     body: str | None = None
     body_required: bool = True
     query: tuple[Query[Any], ...] = ()
-    headers: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # response headers by status
+    headers: Mapping[int, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # response headers by status
     documented: bool = True  # False for what is not API (the UI's files)
 
     @property
@@ -185,8 +223,11 @@ class Operation:
     @property
     def error_statuses(self) -> list[int]:
         """Every error status it may answer: its own errors', and those its declaration implies."""
-        implied = [*(BODY_ERRORS if self.body else ()), *((Unauthenticated,) if self.auth != "none" else ()),
-                   *((InvalidInput,) if self.query or self.path_parameters else ())]
+        implied = [
+            *(BODY_ERRORS if self.body else ()),
+            *((Unauthenticated,) if self.auth != "none" else ()),
+            *((InvalidInput,) if self.query or self.path_parameters else ()),
+        ]
         return sorted({status_of_class(kind) for kind in (*implied, *self.errors)})
 
 
@@ -210,7 +251,9 @@ class Registry:
         if op.name in self._operations:
             raise ValueError(f"operation {op.name!r} is declared twice")
         if op.documented and (unknown := set(op.path_parameters) - set(PATH_PARAMETERS)):
-            raise ValueError(f"{op.name}: declare path parameter(s) {sorted(unknown)} in PATH_PARAMETERS")
+            raise ValueError(
+                f"{op.name}: declare path parameter(s) {sorted(unknown)} in PATH_PARAMETERS"
+            )
         for kind in op.errors:
             status_of_class(kind)
         self._operations[op.name] = op
@@ -252,7 +295,9 @@ class Call:
 
     def query(self, param: Query[T]) -> T:
         """The checked value of a declared query parameter."""
-        assert param.name in self.values, f"{self.op.name} does not declare the query parameter {param.name!r}"
+        assert param.name in self.values, (
+            f"{self.op.name} does not declare the query parameter {param.name!r}"
+        )
         value: T = self.values[param.name]
         return value
 
@@ -283,19 +328,42 @@ Handler = Callable[[Call], Any]
 
 
 def operation(
-    bp: func.Blueprint, method: str, route: str, *, auth: Auth, ok: Mapping[int, Model],
-    errors: tuple[type[GatewayError], ...] = (), body: str | None = None, body_required: bool = True,
-    query: tuple[Query[Any], ...] = (), headers: Mapping[int, tuple[str, ...]] | None = None,
-    documented: bool = True, registry: Registry = API,
+    bp: func.Blueprint,
+    method: str,
+    route: str,
+    *,
+    auth: Auth,
+    ok: Mapping[int, Model],
+    errors: tuple[type[GatewayError], ...] = (),
+    body: str | None = None,
+    body_required: bool = True,
+    query: tuple[Query[Any], ...] = (),
+    headers: Mapping[int, tuple[str, ...]] | None = None,
+    documented: bool = True,
+    registry: Registry = API,
 ) -> Callable[[Handler], Any]:
     """Declare the handler below as the HTTP function `method /route` of `bp` (see the module's docstring)."""
 
     def register(handler: Handler) -> Any:
-        op = Operation(handler.__name__, method, route, (handler.__doc__ or handler.__name__).strip(), auth, ok,
-                       errors, body, body_required, query, headers or {}, documented)
+        op = Operation(
+            handler.__name__,
+            method,
+            route,
+            (handler.__doc__ or handler.__name__).strip(),
+            auth,
+            ok,
+            errors,
+            body,
+            body_required,
+            query,
+            headers or {},
+            documented,
+        )
         registry.add(op)
         endpoint = answers_problems(_endpoint(op, handler))
-        routed = bp.route(route=route, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(endpoint)
+        routed = bp.route(route=route, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(
+            endpoint
+        )
         return bp.function_name(op.name)(routed)
 
     return register
@@ -307,7 +375,9 @@ def _endpoint(op: Operation, handler: Handler) -> Callable[[func.HttpRequest], f
         if op.auth == "user":
             call.principal = auth.authenticate(req.headers.get("Authorization"))
         call.values = {q.name: q.read(req) for q in op.query}
-        if op.body is not None and op.auth != "job":  # a job token is checked before its body is read
+        if (
+            op.body is not None and op.auth != "job"
+        ):  # a job token is checked before its body is read
             _ = call.body
         return respond(op, handler(call))
 
@@ -325,9 +395,13 @@ def respond(op: Operation, result: Any) -> func.HttpResponse:
     answer = result if isinstance(result, Answer) else Answer(result)
     status = answer.status or next(iter(op.ok))
     if answer.body is None:
-        return func.HttpResponse(status_code=status,
-                                 headers={k: header_value(v) for k, v in (answer.headers or {}).items()})
-    return json_response(plain(answer.body), status, dict(answer.headers) if answer.headers else None)
+        return func.HttpResponse(
+            status_code=status,
+            headers={k: header_value(v) for k, v in (answer.headers or {}).items()},
+        )
+    return json_response(
+        plain(answer.body), status, dict(answer.headers) if answer.headers else None
+    )
 
 
 def plain(body: Any) -> Any:

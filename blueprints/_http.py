@@ -82,10 +82,14 @@ def header_value(text: str) -> str:
     return "".join(c if " " <= c <= "~" else quote(c, safe="") for c in text)
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
     """A JSON answer, with the API's headers (`api_headers`)."""
     return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False), status_code=status, headers=api_headers(headers),
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        headers=api_headers(headers),
         mimetype="application/json",
     )
 
@@ -107,7 +111,9 @@ def problem(
     if errors:
         body["errors"] = [e.as_dict() for e in errors]
     return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False), status_code=status, headers=api_headers(headers),
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        headers=api_headers(headers),
         mimetype="application/problem+json",
     )
 
@@ -126,10 +132,18 @@ def answers_problems(handler: Handler) -> Handler:
             elif status > 500:
                 log.exception("%s %s failed", req.method, req.url)
             if isinstance(exc, GatewayError) and status != 500:
-                return problem(status, exc.title, exc.detail, exc.errors, _challenge(req, exc) or _retry_after(status))
+                return problem(
+                    status,
+                    exc.title,
+                    exc.detail,
+                    exc.errors,
+                    _challenge(req, exc) or _retry_after(status),
+                )
             # A 500 is a bug; its details (paths, internals) stay in the log, under the id the answer gives.
             reference = internal_error(log, f"{req.method} {req.url}")
-            return problem(500, "Internal error", f"the gateway failed to answer: {reference}, which is logged")
+            return problem(
+                500, "Internal error", f"the gateway failed to answer: {reference}, which is logged"
+            )
 
     return wrapper
 
@@ -145,7 +159,9 @@ def _retry_after(status: int) -> dict[str, str] | None:
 CHALLENGE = 'Bearer realm="simgate"'
 # A fixed text: the problem's detail may quote the refused token (PyJWT's messages), and a header must carry
 # nothing the caller wrote. The body says why.
-INVALID_TOKEN = f'{CHALLENGE}, error="invalid_token", error_description="the bearer token was refused"'
+INVALID_TOKEN = (
+    f'{CHALLENGE}, error="invalid_token", error_description="the bearer token was refused"'
+)
 
 
 def _challenge(req: func.HttpRequest, exc: GatewayError) -> dict[str, str] | None:
@@ -162,7 +178,9 @@ def json_body(req: func.HttpRequest) -> Any:
     """The request's JSON body; 415 unless it says it is JSON, 413 when too large, 400 when it does not parse."""
     media_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        raise UnsupportedMediaType(f"the body must be application/json, not {media_type or 'missing'!r}")
+        raise UnsupportedMediaType(
+            f"the body must be application/json, not {media_type or 'missing'!r}"
+        )
     raw = req.get_body()
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
@@ -192,4 +210,6 @@ def page_links(path: str, page: int, per_page: int, total: int) -> str:
     last = max(1, -(-total // per_page))
     prev = min(page - 1, last) if page > 1 else None
     pages = {"first": 1, "prev": prev, "next": page + 1 if page < last else None, "last": last}
-    return link_header(path, {rel: {"page": n, "per_page": per_page} for rel, n in pages.items() if n})
+    return link_header(
+        path, {rel: {"page": n, "per_page": per_page} for rel, n in pages.items() if n}
+    )

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from core import catalog
     from core.views import CaseDetail
 else:
-    catalog = lazy_module("core.catalog")  # its pydantic models build on first use, not in every cold start
+    catalog = lazy_module(
+        "core.catalog"
+    )  # its pydantic models build on first use, not in every cold start
 
 bp = func.Blueprint()
 
@@ -25,8 +27,15 @@ PAGE = integer("page", "page number, from 1", low=1, high=MAX_PAGE, default=1)
 PER_PAGE = integer("per_page", "cases a page", low=1, high=MAX_PER_PAGE, default=10)
 
 
-@operation(bp, "GET", "case", auth="none", ok={200: ("CaseHeader",)}, query=(PAGE, PER_PAGE),
-           headers={200: ("Link", "X-Total-Count")})
+@operation(
+    bp,
+    "GET",
+    "case",
+    auth="none",
+    ok={200: ("CaseHeader",)},
+    query=(PAGE, PER_PAGE),
+    headers={200: ("Link", "X-Total-Count")},
+)
 def list_cases(call: Call) -> Answer:
     """One page of case headers; `Link` and `X-Total-Count` tell the rest."""
     page, per_page = call.query(PAGE), call.query(PER_PAGE)
@@ -43,5 +52,7 @@ def show_case(call: Call) -> CaseDetail:
 
 def _case_ref(raw: str) -> int | str:
     if not re.fullmatch(CASE_REF, raw):
-        raise InvalidInput.field("case_id", "must be a case id (a whole number) or a case name", "path")
+        raise InvalidInput.field(
+            "case_id", "must be a case id (a whole number) or a case name", "path"
+        )
     return int(raw) if raw.isdigit() and len(raw) <= 9 else raw

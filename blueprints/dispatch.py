@@ -30,10 +30,16 @@ def _parsed(msg: func.QueueMessage) -> tuple[str | None, str | None, str | None]
         job_id, action, target = body["job_id"], body.get("action"), body.get("target")
     except (ValueError, KeyError, TypeError, AttributeError):
         job_id, action, target = None, None, None
-    if not isinstance(job_id, str) or action not in (None, "cancel", "clean") or (
-            action == "clean") != isinstance(target, str):
-        log.error("dispatch message %s is not {\"job_id\": ..., \"action\"?: \"cancel\" | \"clean\", "
-                  "\"target\"?: ...}; dropped", msg.id)
+    if (
+        not isinstance(job_id, str)
+        or action not in (None, "cancel", "clean")
+        or (action == "clean") != isinstance(target, str)
+    ):
+        log.error(
+            'dispatch message %s is not {"job_id": ..., "action"?: "cancel" | "clean", '
+            '"target"?: ...}; dropped',
+            msg.id,
+        )
         return None, None, None
     return job_id, action, target
 
@@ -53,7 +59,9 @@ async def dispatch_job(msg: func.QueueMessage) -> None:
 
 
 @bp.function_name("dispatch_poisoned")
-@bp.queue_trigger(arg_name="msg", queue_name=f"{DISPATCH_QUEUE}-poison", connection="AzureWebJobsStorage")
+@bp.queue_trigger(
+    arg_name="msg", queue_name=f"{DISPATCH_QUEUE}-poison", connection="AzureWebJobsStorage"
+)
 def dispatch_poisoned(msg: func.QueueMessage) -> None:
     """The dispatch of this job failed every retry: fail the job with the last error (a cancel is left to the
     reconciler)."""

@@ -36,21 +36,38 @@ bp = func.Blueprint()
 
 PROBLEM = "application/problem+json"
 REASONS = {
-    200: "OK", 201: "Created", 202: "Accepted", 204: "No content", 302: "Found: the download URL",
-    400: "Malformed query, path or body", 401: "No valid token", 403: "Not allowed", 404: "No such resource",
-    409: "The resource's state does not allow it", 413: "Body too large", 415: "Body is not JSON",
-    422: "Body or values fail their checks", 503: "A dependency is unavailable; try again",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No content",
+    302: "Found: the download URL",
+    400: "Malformed query, path or body",
+    401: "No valid token",
+    403: "Not allowed",
+    404: "No such resource",
+    409: "The resource's state does not allow it",
+    413: "Body too large",
+    415: "Body is not JSON",
+    422: "Body or values fail their checks",
+    503: "A dependency is unavailable; try again",
     414: "URL longer than the host's 4 KB limit: the host answers, with an empty body, before any function runs",
 }
-SECURITY: dict[str, list[dict[str, list[str]]]] = {"user": [{"user": []}], "job": [{"job": []}], "none": []}
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "user": [{"user": []}],
+    "job": [{"job": []}],
+    "none": [],
+}
 
 
 @operation(bp, "GET", "openapi.json", auth="none", ok={200: None})
 def openapi(call: Call) -> func.HttpResponse:
     """The OpenAPI 3.1 document of every route."""
     # Public and the same for everyone: cacheable, unlike the API's answers; nosniff all the same.
-    return func.HttpResponse(_served(), mimetype="application/json",
-                             headers=api_headers({"Cache-Control": "max-age=300"}))
+    return func.HttpResponse(
+        _served(),
+        mimetype="application/json",
+        headers=api_headers({"Cache-Control": "max-age=300"}),
+    )
 
 
 @functools.cache
@@ -60,22 +77,34 @@ def _served() -> str:
 
 def document(registry: Registry = API, version: str = "1") -> dict[str, Any]:
     """The OpenAPI document of the documented operations in `registry` (the app's by default)."""
-    documented = sorted((op for op in registry if op.documented), key=lambda op: op.route)  # stable: in order
+    documented = sorted(
+        (op for op in registry if op.documented), key=lambda op: op.route
+    )  # stable: in order
     paths: dict[str, dict[str, Any]] = {}
     for op in documented:
         paths.setdefault(f"/{op.route}", {})[op.method.lower()] = _operation(op, documented)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "simgate", "version": version,
-                 "description": "A science gateway: simulation cases, jobs run on HPC simulators, outputs."},
+        "info": {
+            "title": "simgate",
+            "version": version,
+            "description": "A science gateway: simulation cases, jobs run on HPC simulators, outputs.",
+        },
         "paths": paths,
         "components": {
             "schemas": _schemas(documented),
             "securitySchemes": {
-                "user": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                         "description": "an OIDC access token of the user (Entra ID in Azure)"},
-                "job": {"type": "http", "scheme": "bearer",
-                        "description": "the job's own token, from its 0600 job file on the simulator"},
+                "user": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "an OIDC access token of the user (Entra ID in Azure)",
+                },
+                "job": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the job's own token, from its 0600 job file on the simulator",
+                },
             },
         },
     }
@@ -83,32 +112,64 @@ def document(registry: Registry = API, version: str = "1") -> dict[str, Any]:
 
 def _operation(op: Operation, operations: list[Operation]) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "operationId": op.name, "summary": op.summary.splitlines()[0], "security": SECURITY[op.auth],
+        "operationId": op.name,
+        "summary": op.summary.splitlines()[0],
+        "security": SECURITY[op.auth],
         "parameters": [
-            *({"name": p, "in": "path", "required": True, "schema": dict(PATH_PARAMETERS[p].schema),
-               "description": PATH_PARAMETERS[p].description} for p in op.path_parameters),
+            *(
+                {
+                    "name": p,
+                    "in": "path",
+                    "required": True,
+                    "schema": dict(PATH_PARAMETERS[p].schema),
+                    "description": PATH_PARAMETERS[p].description,
+                }
+                for p in op.path_parameters
+            ),
             # The host drops a query key with an empty value (`?status=` is no filter): `allowEmptyValue` says so.
-            *({"name": q.name, "in": "query", "required": False, "allowEmptyValue": True, "schema": dict(q.schema),
-               "description": q.description} for q in op.query),
+            *(
+                {
+                    "name": q.name,
+                    "in": "query",
+                    "required": False,
+                    "allowEmptyValue": True,
+                    "schema": dict(q.schema),
+                    "description": q.description,
+                }
+                for q in op.query
+            ),
         ],
         "responses": {
-            **{str(code): _success(code, answer, op) | _links(op, answer, operations)
-               for code, answer in op.ok.items()},
-            **{str(code): {"description": REASONS[code], "content": {PROBLEM: {"schema": _ref("Problem")}}}
-               for code in op.error_statuses},
+            **{
+                str(code): _success(code, answer, op) | _links(op, answer, operations)
+                for code, answer in op.ok.items()
+            },
+            **{
+                str(code): {
+                    "description": REASONS[code],
+                    "content": {PROBLEM: {"schema": _ref("Problem")}},
+                }
+                for code in op.error_statuses
+            },
             "414": {"description": REASONS[414]},
         },
     }
     if op.body is not None:
-        spec["requestBody"] = {"required": op.body_required,
-                               "content": {"application/json": {"schema": _ref(op.body)}}}
+        spec["requestBody"] = {
+            "required": op.body_required,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
     return spec
 
 
 def _success(code: int, answer: Model, op: Operation) -> dict[str, Any]:
     response: dict[str, Any] = {"description": REASONS[code]}
     if answer is not None:
-        schema = {"type": "array", "items": _ref(answer[0])} if isinstance(answer, tuple) else _ref(answer)
+        schema = (
+            {"type": "array", "items": _ref(answer[0])}
+            if isinstance(answer, tuple)
+            else _ref(answer)
+        )
         response["content"] = {"application/json": {"schema": schema}}
     elif code == 200:
         response["content"] = {"application/json": {"schema": {"type": "object"}}}
@@ -154,7 +215,12 @@ def _ref(name: str) -> dict[str, str]:
 
 def _schemas(operations: list[Operation]) -> dict[str, Any]:
     bodies = {op.body for op in operations if op.body is not None}
-    answers = {a[0] if isinstance(a, tuple) else a for op in operations for a in op.ok.values() if a is not None}
+    answers = {
+        a[0] if isinstance(a, tuple) else a
+        for op in operations
+        for a in op.ok.values()
+        if a is not None
+    }
     names = sorted({"Problem", *bodies, *answers}, key=lambda n: model(n).__name__)
     entries: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
         (model(n), "validation" if n in bodies else "serialization") for n in names

@@ -19,9 +19,18 @@ else:
 bp = func.Blueprint()
 
 
-@operation(bp, "PATCH", "job/{job_id}/status", auth="job", ok={200: "ReportReply"}, errors=(Conflict, Unavailable),
-           body="StatusReport")
+@operation(
+    bp,
+    "PATCH",
+    "job/{job_id}/status",
+    auth="job",
+    ok={200: "ReportReply"},
+    errors=(Conflict, Unavailable),
+    body="StatusReport",
+)
 def report_status(call: Call) -> ReportReply:
     """A status report from the job's simulator: 200 with the status (and the upload grant at FINALIZING)."""
     # The body is read only once the job token is known good: 401 comes before 413, 415 and 422.
-    return reports.report_status(call.path("job_id"), call.header("Authorization"), lambda: call.body)
+    return reports.report_status(
+        call.path("job_id"), call.header("Authorization"), lambda: call.body
+    )

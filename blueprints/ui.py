@@ -48,7 +48,9 @@ CONTENT_TYPES = {
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
-HASHED = re.compile(r"^assets/.+-[A-Z0-9]{8}\.(js|css|map)$")  # esbuild's [hash]: 8 upper-case base32 characters
+HASHED = re.compile(
+    r"^assets/.+-[A-Z0-9]{8}\.(js|css|map)$"
+)  # esbuild's [hash]: 8 upper-case base32 characters
 SECURITY = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 ENTRA = "https://login.microsoftonline.com"
 
@@ -66,11 +68,21 @@ def ui_root(call: Call) -> func.HttpResponse:
 def ui_config(call: Call) -> func.HttpResponse:
     """How the page signs users in: Entra ID through MSAL when AUTH_UI_CLIENT_ID is set, else devhost's page."""
     body = json.dumps({"auth": auth_config(os.environ)})
-    return func.HttpResponse(body, mimetype="application/json", headers={"Cache-Control": REVALIDATE, **SECURITY})
+    return func.HttpResponse(
+        body, mimetype="application/json", headers={"Cache-Control": REVALIDATE, **SECURITY}
+    )
 
 
 # Matches `ui/config.json` too: see `ui_config` above for why that one still answers it.
-@operation(bp, "GET", "ui/{*path}", auth="none", ok={200: None, 304: None}, errors=(NotFound,), documented=False)
+@operation(
+    bp,
+    "GET",
+    "ui/{*path}",
+    auth="none",
+    ok={200: None, 304: None},
+    errors=(NotFound,),
+    documented=False,
+)
 def ui_files(call: Call) -> func.HttpResponse:
     """A file of the built UI; `index.html` for the app's own pages; 404 for anything else."""
     req = call.req
@@ -79,7 +91,9 @@ def ui_files(call: Call) -> func.HttpResponse:
         return _redirect("/ui/")  # `/ui` → `/ui/`, so the page's relative URLs resolve under it
     relative = resolve(DIST, path)
     if relative is None:
-        return func.HttpResponse("not found", status_code=404, mimetype="text/plain", headers=SECURITY)
+        return func.HttpResponse(
+            "not found", status_code=404, mimetype="text/plain", headers=SECURITY
+        )
     return _file(relative, req.headers.get("If-None-Match"))
 
 
@@ -104,7 +118,11 @@ def _file(relative: str, if_none_match: str | None) -> func.HttpResponse:
     path = DIST / relative
     stat = path.stat()
     body, etag = _read(path, stat.st_mtime_ns, stat.st_size)
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE if HASHED.match(relative) else REVALIDATE, **SECURITY}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": IMMUTABLE if HASHED.match(relative) else REVALIDATE,
+        **SECURITY,
+    }
     if relative.endswith(".html"):
         headers["Content-Security-Policy"] = content_security_policy(os.environ)
     if if_none_match and etag in (t.strip() for t in if_none_match.split(",")):
@@ -121,7 +139,9 @@ def _read(path: Path, mtime_ns: int, size: int) -> tuple[bytes, str]:
 
 
 def _redirect(location: str) -> func.HttpResponse:
-    return func.HttpResponse(status_code=302, headers={"Location": location, "Cache-Control": REVALIDATE})
+    return func.HttpResponse(
+        status_code=302, headers={"Location": location, "Cache-Control": REVALIDATE}
+    )
 
 
 def auth_config(env: Any) -> dict[str, Any]:
@@ -129,8 +149,13 @@ def auth_config(env: Any) -> dict[str, Any]:
     client_id = env.get("AUTH_UI_CLIENT_ID", "").strip()
     if not client_id:
         return {"mode": "dev", "sign_in": "/dev/sign-in"}
-    return {"mode": "msal", "client_id": client_id, "authority": _authority(env), "scopes": [_scope(env)],
-            "redirect_path": "/ui/auth.html"}
+    return {
+        "mode": "msal",
+        "client_id": client_id,
+        "authority": _authority(env),
+        "scopes": [_scope(env)],
+        "redirect_path": "/ui/auth.html",
+    }
 
 
 def _authority(env: Any) -> str:
@@ -139,7 +164,9 @@ def _authority(env: Any) -> str:
     if explicit:
         return str(explicit)
     issuer = env.get("AUTH_ISSUER", "").strip().rstrip("/")
-    return str(issuer.removesuffix("/v2.0")) if issuer.startswith(ENTRA) else f"{ENTRA}/organizations"
+    return (
+        str(issuer.removesuffix("/v2.0")) if issuer.startswith(ENTRA) else f"{ENTRA}/organizations"
+    )
 
 
 def _scope(env: Any) -> str:
@@ -152,8 +179,17 @@ def content_security_policy(env: Any) -> str:
     """Scripts and styles from the UI's own files only; API calls same-origin, downloads and sign-in over HTTPS."""
     authority = auth_config(env).get("authority")
     frames = urlsplit(authority)._replace(path="").geturl() if authority else "'none'"
-    return "; ".join([
-        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
-        "connect-src 'self' https:", f"frame-src {frames}", "object-src 'none'", "base-uri 'none'",
-        "form-action 'self'", "frame-ancestors 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self' https:",
+            f"frame-src {frames}",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )

@@ -82,7 +82,9 @@ def _check_acts_for_a_user(claims: dict[str, Any], required_scope: str) -> None:
         return
     scopes = claims.get("scp")
     if not isinstance(scopes, str) or not scopes.split():
-        raise Unauthenticated("the token carries no delegated scope (scp): it does not act for a user")
+        raise Unauthenticated(
+            "the token carries no delegated scope (scp): it does not act for a user"
+        )
     if required_scope != ANY_SCOPE and required_scope not in scopes.split():
         raise Unauthenticated(f"the token lacks the scope {required_scope!r} in scp")
 
@@ -100,7 +102,9 @@ def _principal(claims: dict[str, Any], admin_role: str) -> Principal:
     user_id = _user_id(claims)
     name = str(claims.get("preferred_username") or claims.get("name") or user_id)
     roles = claims.get("roles") or []
-    return Principal(user_id=user_id, name=name, is_admin=isinstance(roles, list) and admin_role in roles)
+    return Principal(
+        user_id=user_id, name=name, is_admin=isinstance(roles, list) and admin_role in roles
+    )
 
 
 def _signing_key(token: str) -> Any:
@@ -130,7 +134,9 @@ class KeyCache:
         matches = [k for k in self._keys if kid is None or k.key_id == kid]
         if len(matches) != 1:
             # Not the kid itself: it is the caller's text, and this message reaches the answer.
-            raise jwt.InvalidKeyError("no signing key in the provider's key set has the token's key id")
+            raise jwt.InvalidKeyError(
+                "no signing key in the provider's key set has the token's key id"
+            )
         return matches[0].key
 
     def _stale_for(self, kid: str | None) -> bool:
@@ -146,7 +152,8 @@ def _fetch(source: str) -> list[Any]:
     try:
         if "://" in source:
             return list(jwt.PyJWKClient(source, cache_jwk_set=False, timeout=10).get_jwk_set().keys)
-        return list(jwt.PyJWKSet.from_dict(json.loads(Path(source).read_text(encoding="utf-8"))).keys)
+        return list(
+            jwt.PyJWKSet.from_dict(json.loads(Path(source).read_text(encoding="utf-8"))).keys
+        )
     except (OSError, ValueError, jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:
         raise Unavailable(f"the identity provider's key set cannot be read: {exc}") from exc
-

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from core.cases import field_path
 from core.errors import FieldProblem, InvalidBody
@@ -16,9 +23,13 @@ from core.values import INVISIBLE, UNPRINTABLE
 # LF and CR. The simulator's report message keeps the older rule: the job wrapper strips C0 controls only.
 NO_CONTROL = rf"^[^{UNPRINTABLE}]*$"
 MULTILINE = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f{INVISIBLE}]*$"
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL)
+]
 Text = Annotated[str, StringConstraints(max_length=4000, pattern=MULTILINE)]
-ReportText = Annotated[str, StringConstraints(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+ReportText = Annotated[
+    str, StringConstraints(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+]
 
 
 def _whole(value: Any) -> Any:
@@ -78,7 +89,9 @@ class OutputClaim(_Body):
 class StatusReport(_Body):
     """`PATCH /job/{id}/status` from the simulator. `status` is matched case-insensitively, aliases allowed."""
 
-    status: str = Field(min_length=1, max_length=40, json_schema_extra={"pattern": REPORTED_PATTERN})
+    status: str = Field(
+        min_length=1, max_length=40, json_schema_extra={"pattern": REPORTED_PATTERN}
+    )
     message: ReportText | None = Field(default=None, max_length=2000)
     progress: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     exit_code: Annotated[int, Field(ge=-255, le=1_000_000), WHOLE] | None = None

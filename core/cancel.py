@@ -33,7 +33,9 @@ def cancel_job(caller: Principal, job_id: str) -> JobStatusView:
     """Ask for a job to stop; its status view (CANCELLING or CANCELLED)."""
     job = change_job(job_id, lambda j: transitions.cancel_requested(j, caller.name), caller)
     if job.status is JobState.CANCELLING:
-        services().queue.send(job.job_id, action="cancel")  # again on a repeat: harmless, and heals a lost message
+        services().queue.send(
+            job.job_id, action="cancel"
+        )  # again on a repeat: harmless, and heals a lost message
     return status_view(job)
 
 
@@ -60,7 +62,9 @@ async def stop(job_id: str) -> None:
 
 async def _stop(plan: remote.Plan, scheduler_id: str) -> None:
     await remote.cancel(plan, scheduler_id)
-    for _ in range(CONFIRM_TRIES):  # a cancelled job lingers a moment (Slurm's COMPLETING) before it is gone
+    for _ in range(
+        CONFIRM_TRIES
+    ):  # a cancelled job lingers a moment (Slurm's COMPLETING) before it is gone
         found = await remote.states(plan.target, plan.scheduler, [scheduler_id])
         if not found[scheduler_id].alive:
             await in_thread(change_job, plan.job.job_id, transitions.cancel_confirmed)

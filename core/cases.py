@@ -69,7 +69,9 @@ class _NumberField(_FieldBase):
         return self
 
 
-def _check_default_in_range(default: float, lo: float | None, hi: float | None, step: float | None) -> None:
+def _check_default_in_range(
+    default: float, lo: float | None, hi: float | None, step: float | None
+) -> None:
     if (lo is not None and default < lo) or (hi is not None and default > hi):
         raise ValueError(f"default {default} is outside [{lo}, {hi}]")
     if step is not None and not on_step_grid(default, lo if lo is not None else 0, step):
@@ -168,13 +170,18 @@ class Group(_Strict):
 
 
 NODE_TYPES = frozenset({"float", "int", "bool", "choice", "string", "group"})
-Node = Annotated[FloatField | IntField | BoolField | ChoiceField | StringField | Group, Field(discriminator="type")]
+Node = Annotated[
+    FloatField | IntField | BoolField | ChoiceField | StringField | Group,
+    Field(discriminator="type"),
+]
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
     """A pydantic error location as written in a document: `fields[0].fields[1].max`."""
     # pydantic puts a discriminator's tag after a list index (fields.0.float.max); the document has no such key.
-    kept = [p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in NODE_TYPES)]
+    kept = [
+        p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in NODE_TYPES)
+    ]
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in kept).lstrip(".")
 
 
@@ -216,7 +223,9 @@ class Output(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     glob: str
     label: str = Field(min_length=1, max_length=120)
-    content_type: str = Field(default="application/octet-stream", pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$")
+    content_type: str = Field(
+        default="application/octet-stream", pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$"
+    )
     description: str = ""
 
     @model_validator(mode="after")
@@ -227,8 +236,12 @@ class Output(_Strict):
 
 # The wrapper captures the entry script's stdout and stderr in these files and uploads them with every job.
 LOG_OUTPUTS = {
-    "stdout": Output(name="stdout", glob=STDOUT_LOG, label="Job output log", content_type="text/plain"),
-    "stderr": Output(name="stderr", glob=STDERR_LOG, label="Job error log", content_type="text/plain"),
+    "stdout": Output(
+        name="stdout", glob=STDOUT_LOG, label="Job output log", content_type="text/plain"
+    ),
+    "stderr": Output(
+        name="stderr", glob=STDERR_LOG, label="Job error log", content_type="text/plain"
+    ),
 }
 
 
@@ -241,7 +254,9 @@ class Case(_Strict):
     description: str = Field(min_length=1, max_length=4000)
     thumbnail: str | None = None
     target: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
-    requires: tuple[Requirement, ...] = ()  # software the target must provide (checked against its `provides`)
+    requires: tuple[
+        Requirement, ...
+    ] = ()  # software the target must provide (checked against its `provides`)
     entry: str
     scripts: list[Script] = Field(min_length=1)
     resources: Resources = Resources()

@@ -48,7 +48,11 @@ class Catalog:
 
 def load_catalog(root: Path) -> Catalog:
     """Read and validate every case folder below `root`; `CatalogError` names the first broken file and field."""
-    cases = [_load_case(folder / CASE_FILE) for folder in sorted(root.iterdir()) if (folder / CASE_FILE).is_file()]
+    cases = [
+        _load_case(folder / CASE_FILE)
+        for folder in sorted(root.iterdir())
+        if (folder / CASE_FILE).is_file()
+    ]
     if not cases:
         raise CatalogError(f"{root}: no {CASE_FILE} found in any case folder")
     _check_catalog(root, cases)
@@ -75,10 +79,14 @@ def _describe(exc: ValidationError) -> str:
 
 def _check_files(folder: Path, case: Case) -> None:
     if case.slug != folder.name:
-        raise CatalogError(f"{folder / CASE_FILE}: slug: {case.slug!r} differs from its folder name {folder.name!r}")
+        raise CatalogError(
+            f"{folder / CASE_FILE}: slug: {case.slug!r} differs from its folder name {folder.name!r}"
+        )
     for index, script in enumerate(case.scripts):
         if not (folder / script.template).is_file():
-            raise CatalogError(f"{folder / CASE_FILE}: scripts[{index}].template: no file {script.template!r}")
+            raise CatalogError(
+                f"{folder / CASE_FILE}: scripts[{index}].template: no file {script.template!r}"
+            )
 
 
 def _check_catalog(root: Path, cases: list[Case]) -> None:
@@ -117,7 +125,9 @@ def list_cases(page: int, per_page: int) -> tuple[list[CaseHeader], int]:
     """One page of case headers (pages count from 1) and the total number of cases."""
     cases, targets = get_catalog().cases, _targets()
     start = (page - 1) * per_page
-    return [case_header(c, unavailable_note(c, targets)) for c in cases[start : start + per_page]], len(cases)
+    return [
+        case_header(c, unavailable_note(c, targets)) for c in cases[start : start + per_page]
+    ], len(cases)
 
 
 def show_case(ref: int | str) -> CaseDetail:

@@ -28,15 +28,25 @@ class Settings:
     auth_jwks: str
     auth_admin_role: str
     auth_leeway_seconds: int
-    auth_required_scope: str  # a delegated scope user tokens must carry in `scp`; "*" any; "" none (see core.auth)
-    public_url: str  # the app's own public base URL, for the links it builds; "" makes them relative
+    auth_required_scope: (
+        str  # a delegated scope user tokens must carry in `scp`; "*" any; "" none (see core.auth)
+    )
+    public_url: (
+        str  # the app's own public base URL, for the links it builds; "" makes them relative
+    )
     callback_url: str
     outputs_url: str  # the blob service holding each job's outputs container
-    storage_credential: str  # "managed-identity" (Azure) or "azurite" (local: tokens Azurite's basic OAuth takes)
+    storage_credential: (
+        str  # "managed-identity" (Azure) or "azurite" (local: tokens Azurite's basic OAuth takes)
+    )
     download_minutes: int  # lifetime of a download URL (read SAS)
     upload_minutes: int  # lifetime of a job's upload grant (renewed while the job finalizes)
-    lost_after_minutes: int  # an active job silent this long is checked with its scheduler by the reconciler
-    resend_after_seconds: int  # an unclaimed SUBMITTED job (or a CANCELLING one) this old gets its message again
+    lost_after_minutes: (
+        int  # an active job silent this long is checked with its scheduler by the reconciler
+    )
+    resend_after_seconds: (
+        int  # an unclaimed SUBMITTED job (or a CANCELLING one) this old gets its message again
+    )
     cases_dir: Path  # the case catalog's folder: SIMGATE_CASES_DIR, or the packaged `cases/`
     targets: str  # SIMGATE_TARGETS: the targets' JSON text ("@path" reads it from a file below the app root)
 
@@ -79,8 +89,12 @@ def _public_url(text: str) -> str:
     """The app's public base URL without a trailing slash; "" when unset. Never taken from a request's Host."""
     url = text.strip().rstrip("/")
     parts = urlsplit(url)
-    if url and (parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment):
-        raise ValueError(f"SIMGATE_PUBLIC_URL must be an http(s) base URL without query, not {text!r}")
+    if url and (
+        parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment
+    ):
+        raise ValueError(
+            f"SIMGATE_PUBLIC_URL must be an http(s) base URL without query, not {text!r}"
+        )
     return url
 
 

@@ -48,9 +48,13 @@ async def dispatch(job_id: str, message_id: str) -> None:
         raise
     if submitted is not None:
         scheduler_id, claimed = submitted
-        recorded = await in_thread(change_job, job_id, lambda j: transitions.queued(j, scheduler_id), None, claimed)
+        recorded = await in_thread(
+            change_job, job_id, lambda j: transitions.queued(j, scheduler_id), None, claimed
+        )
         log.info("dispatch %s: queued as %s on %s", job_id, scheduler_id, plan.target.name)
-        if recorded.status is JobState.CANCELLING:  # cancelled while it was being submitted: stop it now
+        if (
+            recorded.status is JobState.CANCELLING
+        ):  # cancelled while it was being submitted: stop it now
             await in_thread(services().queue.send, job_id, "cancel")
 
 
@@ -60,7 +64,12 @@ async def _submit(plan: remote.Plan, message_id: str) -> tuple[str, Job] | None:
     token = secrets.token_urlsafe(32)
     token_hash = hash_token(token)
     claimed = await in_thread(
-        change_job, plan.job.job_id, lambda j: transitions.claimed(j, message_id, token_hash), None, plan.job)
+        change_job,
+        plan.job.job_id,
+        lambda j: transitions.claimed(j, message_id, token_hash),
+        None,
+        plan.job,
+    )
     if claimed.dispatch_message != message_id:
         return None
     return await remote.submit_once(plan, token), claimed

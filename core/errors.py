@@ -61,7 +61,9 @@ class InvalidInput(GatewayError):
     @classmethod
     def field(cls, name: str, detail: str, location: str) -> InvalidInput:
         """An error about one named parameter, its name in the message and in `errors`."""
-        return cls(f"{location} parameter {name!r} {detail}", errors=[FieldProblem(name, detail, location)])
+        return cls(
+            f"{location} parameter {name!r} {detail}", errors=[FieldProblem(name, detail, location)]
+        )
 
 
 class InvalidBody(GatewayError):

@@ -14,7 +14,15 @@ from core.auth import Principal
 from core.bodies import JobCopy, JobCreate, JobPatch, parse_body
 from core.cases import Case
 from core.catalog import get_catalog, unavailable_note
-from core.errors import Conflict, FieldProblem, Forbidden, InvalidInput, InvalidValues, NotFound, Unavailable
+from core.errors import (
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    InvalidInput,
+    InvalidValues,
+    NotFound,
+    Unavailable,
+)
 from core.job_store import change_job, owned_job, readable_job, retrying
 from core.ports import JobQuery
 from core.records import Change, Job, new_job_id, now_iso
@@ -42,9 +50,16 @@ def create_job(caller: Principal, body: Any) -> JobDetail:
         raise InvalidInput.field("case_id", f"names no case: {request.case_id}", "body") from None
     now = now_iso()
     job = Job(
-        job_id=new_job_id(caller.user_id), owner=caller.user_id, owner_name=caller.name, case_id=case.id,
-        title=request.job_title, description=request.description, status=JobState.DRAFT, created_at=now,
-        updated_at=now, history=(Change(JobState.DRAFT, now, caller.name),),
+        job_id=new_job_id(caller.user_id),
+        owner=caller.user_id,
+        owner_name=caller.name,
+        case_id=case.id,
+        title=request.job_title,
+        description=request.description,
+        status=JobState.DRAFT,
+        created_at=now,
+        updated_at=now,
+        history=(Change(JobState.DRAFT, now, caller.name),),
     )
     return detail(services().jobs.insert(job), case)
 
@@ -55,9 +70,16 @@ def copy_job(caller: Principal, job_id: str, body: Any) -> JobDetail:
     source = owned_job(caller, job_id)
     now = now_iso()
     copy = Job(
-        job_id=new_job_id(caller.user_id), owner=caller.user_id, owner_name=caller.name, case_id=source.case_id,
-        title=request.job_title or _copy_title(source.title), description=source.description,
-        status=JobState.DRAFT, created_at=now, updated_at=now, values=dict(source.values),
+        job_id=new_job_id(caller.user_id),
+        owner=caller.user_id,
+        owner_name=caller.name,
+        case_id=source.case_id,
+        title=request.job_title or _copy_title(source.title),
+        description=source.description,
+        status=JobState.DRAFT,
+        created_at=now,
+        updated_at=now,
+        values=dict(source.values),
         history=(Change(JobState.DRAFT, now, caller.name, f"copied from job {source.job_id}"),),
     )
     return detail(services().jobs.insert(copy), _case(copy.case_id))
@@ -79,7 +101,9 @@ def update_job(caller: Principal, job_id: str, body: Any) -> JobDetail:
             for cleared in (f.name for f in request.fields if f.value is None):
                 values.pop(cleared, None)
         description = job.description if request.description is None else request.description
-        return transitions.edited(job, title=request.job_title or job.title, values=values, description=description)
+        return transitions.edited(
+            job, title=request.job_title or job.title, values=values, description=description
+        )
 
     job = change_job(job_id, edit, caller)
     return detail(job, _case(job.case_id))
@@ -95,7 +119,9 @@ def run_job(caller: Principal, job_id: str) -> JobStatusView:
     try:
         queue_dispatch(job.job_id)
     except Unavailable:
-        change_job(job_id, transitions.back_to_draft)  # nothing will dispatch it: let the user try again
+        change_job(
+            job_id, transitions.back_to_draft
+        )  # nothing will dispatch it: let the user try again
         _remove_containers(job_id)  # a DRAFT has none: its delete would leave them behind
         raise
     return status_view(job)
@@ -112,7 +138,9 @@ def _remove_containers(job_id: str) -> None:
     try:
         services().outputs.delete(job_id)
     except Unavailable as exc:
-        log.warning("job %s is a DRAFT again, but its empty containers stay: %s", job_id, exc.detail)
+        log.warning(
+            "job %s is a DRAFT again, but its empty containers stay: %s", job_id, exc.detail
+        )
 
 
 def _runnable(job: Job) -> Job:
@@ -127,7 +155,9 @@ def _runnable(job: Job) -> Job:
     try:
         target = get_target(case.target)
     except NotFound:
-        raise Unavailable(f"case {case.slug!r} runs on simulator {case.target!r}, which is not configured") from None
+        raise Unavailable(
+            f"case {case.slug!r} runs on simulator {case.target!r}, which is not configured"
+        ) from None
     note = unavailable_note(case, {case.target: target})
     if note:  # refused here, so no job is made to fail for it on the simulator
         raise Conflict(note)
@@ -135,13 +165,22 @@ def _runnable(job: Job) -> Job:
 
 
 def list_jobs(
-    caller: Principal, *, status: str | None, case_id: int | None, per_page: int, cursor: str | None, everyone: bool
+    caller: Principal,
+    *,
+    status: str | None,
+    case_id: int | None,
+    per_page: int,
+    cursor: str | None,
+    everyone: bool,
 ) -> tuple[list[JobHeader], str | None]:
     """One page of the caller's jobs (everyone's for an admin who asks), newest first, and the next cursor."""
     if everyone and not caller.is_admin:
         raise Forbidden("only admins may list everyone's jobs")
-    query = JobQuery(owner=None if everyone else caller.user_id, case_id=case_id,
-                     status=None if status is None else _state_named(status))
+    query = JobQuery(
+        owner=None if everyone else caller.user_id,
+        case_id=case_id,
+        status=None if status is None else _state_named(status),
+    )
     jobs, next_cursor = services().jobs.page(query, per_page, cursor)
     return [header(j) for j in jobs], next_cursor
 
@@ -152,7 +191,9 @@ def _state_named(text: str) -> JobState:
     try:
         return JobState(text)
     except ValueError:
-        raise InvalidInput.field("status", f"must be one of {[s.value for s in JobState]}", "query") from None
+        raise InvalidInput.field(
+            "status", f"must be one of {[s.value for s in JobState]}", "query"
+        ) from None
 
 
 def show_job(caller: Principal, job_id: str) -> JobDetail:
@@ -180,8 +221,12 @@ def delete_job(caller: Principal, job_id: str) -> None:
     job = retrying(attempt)
     if job.status is JobState.DRAFT:
         return
-    services().outputs.delete(job_id)  # after the record: a failure here leaves an orphan, never a job without outputs
-    if job.dispatch_message is not None or job.scheduler_id is not None:  # it reached its target: clean up there
+    services().outputs.delete(
+        job_id
+    )  # after the record: a failure here leaves an orphan, never a job without outputs
+    if (
+        job.dispatch_message is not None or job.scheduler_id is not None
+    ):  # it reached its target: clean up there
         try:
             services().queue.send(job_id, action="clean", target=_case(job.case_id).target)
         except (Unavailable, NotFound) as exc:

@@ -54,7 +54,9 @@ def owned(caller: Principal, job: Job) -> Job:
     return job
 
 
-def change_job(job_id: str, event: Event, caller: Principal | None = None, job: Job | None = None) -> Job:
+def change_job(
+    job_id: str, event: Event, caller: Principal | None = None, job: Job | None = None
+) -> Job:
     """Read, apply `event` and conditionally write a job, from a fresh read after each conflict.
 
     `event` returns the changed job, or None when there is nothing to write (the job is returned as read). With a
@@ -84,7 +86,9 @@ def _close_uploads(job_id: str) -> None:
     try:
         services().outputs.close_uploads(job_id)
     except Unavailable as exc:
-        log.warning("job %s ended, but its upload container was not deleted: %s", job_id, exc.detail)
+        log.warning(
+            "job %s ended, but its upload container was not deleted: %s", job_id, exc.detail
+        )
 
 
 def retrying(attempt: Callable[[int], T]) -> T:

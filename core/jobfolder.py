@@ -11,7 +11,9 @@ JOB_FILE = "simgate_job.json"  # the wrapper's instructions and the job's token:
 WRAPPER_FILE = "simgate_wrapper.py"  # the job wrapper itself
 BATCH_FILE = "simgate_batch.sh"  # the scheduler's batch script, which runs the wrapper
 CA_FILE = "simgate_ca.pem"  # a private CA (Azurite's, locally) the wrapper trusts for its uploads and callbacks
-SUBMITTED_MARKER = ".simgate-submitted"  # the scheduler's id, written by the command that submitted: submit once
+SUBMITTED_MARKER = (
+    ".simgate-submitted"  # the scheduler's id, written by the command that submitted: submit once
+)
 EXIT_CODE_FILE = ".simgate-exit-code"  # the entry script's exit code, left by the wrapper
 STDOUT_LOG = "simgate-stdout.log"  # the entry script's output, uploaded with every job
 STDERR_LOG = "simgate-stderr.log"

@@ -6,9 +6,13 @@ Standard library only: the blueprints import it at cold start, before any pydant
 
 from __future__ import annotations
 
-MAX_PAGE = 100_000  # `GET /case?page=`: far past the last page of any catalog, and a bound all the same
+MAX_PAGE = (
+    100_000  # `GET /case?page=`: far past the last page of any catalog, and a bound all the same
+)
 MAX_PER_PAGE = 100  # `per_page=` of every list
-MAX_CASE_ID = 999_999_999  # `GET /job?case_id=` and a new job's `case_id`: 9 digits, as a case id in a path
+MAX_CASE_ID = (
+    999_999_999  # `GET /job?case_id=` and a new job's `case_id`: 9 digits, as a case id in a path
+)
 # A case in a path: its id, a whole number of up to 9 digits, or its name (`core.cases.SLUG_PATTERN`). A longer
 # run of digits reads as a name, which no case has.
 CASE_REF = r"^(?:[0-9]{1,9}|[a-z0-9][a-z0-9-]{1,62})$"

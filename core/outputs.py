@@ -28,7 +28,10 @@ def download(caller: Principal, job_id: str, output_id: str) -> DownloadGrant:
     if output is None:
         raise NotFound(f"job {job_id} has no output {output_id!r}")
     grant = services().outputs.read_grant(
-        job.job_id, output.blob_name, minutes=get_settings().download_minutes,
-        filename=output.file.rsplit("/", 1)[-1], content_type=output.content_type,
+        job.job_id,
+        output.blob_name,
+        minutes=get_settings().download_minutes,
+        filename=output.file.rsplit("/", 1)[-1],
+        content_type=output.content_type,
     )
     return download_grant(output, grant)

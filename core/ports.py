@@ -47,7 +47,9 @@ class JobRepo(Protocol):
         """Remove `job` if it is unchanged since it was read; `ConcurrencyConflict` otherwise."""
         ...
 
-    def page(self, query: JobQuery, per_page: int, cursor: str | None) -> tuple[list[Job], str | None]:
+    def page(
+        self, query: JobQuery, per_page: int, cursor: str | None
+    ) -> tuple[list[Job], str | None]:
         """One page of job headers, newest first (one request), and the cursor of the next page."""
         ...
 
@@ -111,7 +113,9 @@ class OutputStore(Protocol):
         """The URL of one output blob, without any token."""
         ...
 
-    def read_grant(self, job_id: str, name: str, *, minutes: int, filename: str, content_type: str) -> Grant:
+    def read_grant(
+        self, job_id: str, name: str, *, minutes: int, filename: str, content_type: str
+    ) -> Grant:
         """A read-only SAS for one output blob, saved by a browser as `filename` with `content_type`."""
         ...
 
@@ -140,6 +144,8 @@ class CommandResult:
 class RemoteRunner(Protocol):
     """Runs a program on a target (over SSH): the one way anything reaches a target, used by `core.remote` only."""
 
-    async def run(self, target: Target, argv: list[str], stdin: bytes | None = None) -> CommandResult:
+    async def run(
+        self, target: Target, argv: list[str], stdin: bytes | None = None
+    ) -> CommandResult:
         """Run `argv` (quoted for the remote shell) and collect its output; a non-zero exit is returned."""
         ...

@@ -68,7 +68,9 @@ class Sweep:
     failed: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # their target could not be asked
-    redispatched: list[str] = field(default_factory=list)  # SUBMITTED, unclaimed: their dispatch was sent again
+    redispatched: list[str] = field(
+        default_factory=list
+    )  # SUBMITTED, unclaimed: their dispatch was sent again
     recancelled: list[str] = field(default_factory=list)  # CANCELLING: their cancel was sent again
 
 
@@ -88,9 +90,16 @@ async def reconcile(now: datetime | None = None) -> Sweep:
     settled = {*sweep.failed, *sweep.cancelled}
     for job in (j for j in found if j.job_id not in settled):
         await _resend(job, resend_due(job, now, resend_after), now, sweep)
-    log.info("reconciler: %d alive, %d failed as lost, %d cancelled, %d skipped, %d dispatches and %d cancels "
-             "sent again", len(sweep.alive), len(sweep.failed), len(sweep.cancelled), len(sweep.skipped),
-             len(sweep.redispatched), len(sweep.recancelled))
+    log.info(
+        "reconciler: %d alive, %d failed as lost, %d cancelled, %d skipped, %d dispatches and %d cancels "
+        "sent again",
+        len(sweep.alive),
+        len(sweep.failed),
+        len(sweep.cancelled),
+        len(sweep.skipped),
+        len(sweep.redispatched),
+        len(sweep.recancelled),
+    )
     return sweep
 
 
@@ -114,7 +123,8 @@ async def _resend(job: Job, what: str | None, now: datetime, sweep: Sweep) -> No
         if what == "dispatch":
             stamp = iso_time(now)
             marked = await in_thread(
-                change_job, job.job_id, lambda j: transitions.resend_noted(j, job, stamp), None, job)
+                change_job, job.job_id, lambda j: transitions.resend_noted(j, job, stamp), None, job
+            )
             if marked.checked_at == stamp:  # still unclaimed, as swept: no dispatcher has it
                 await in_thread(queue_dispatch, job.job_id)
                 sweep.redispatched.append(job.job_id)
@@ -127,13 +137,17 @@ async def _resend(job: Job, what: str | None, now: datetime, sweep: Sweep) -> No
 
 async def _settle_target(jobs: list[Job], sweep: Sweep) -> None:
     submitted = [j for j in jobs if j.scheduler_id]
-    for job in (j for j in jobs if not j.scheduler_id):  # cancelled mid-dispatch, and the dispatch never ended
+    for job in (
+        j for j in jobs if not j.scheduler_id
+    ):  # cancelled mid-dispatch, and the dispatch never ended
         await _settle(job, RemoteState.UNKNOWN, None, sweep)
     if not submitted:
         return
     try:
         plan = remote.plan_for(submitted[0])
-        found = await remote.states(plan.target, plan.scheduler, [str(j.scheduler_id) for j in submitted])
+        found = await remote.states(
+            plan.target, plan.scheduler, [str(j.scheduler_id) for j in submitted]
+        )
         gone = [j for j in submitted if not found[str(j.scheduler_id)].alive]
         folders = {j.job_id: remote.plan_for(j).job_dir for j in gone}
         codes = await remote.exit_codes(plan.target, folders) if gone else {}

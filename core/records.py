@@ -46,7 +46,9 @@ class Output:
     content_type: str
     size: int
     md5: str | None = None  # base64 MD5 of the bytes, as storage gave it
-    blob: str | None = None  # its name in the job's output container (None: `file`, as outputs were once kept)
+    blob: str | None = (
+        None  # its name in the job's output container (None: `file`, as outputs were once kept)
+    )
 
     @property
     def blob_name(self) -> str:
@@ -59,8 +61,15 @@ class Output:
 
     def view(self) -> dict[str, Any]:
         """The output as users see it."""
-        return {"output_id": self.output_id, "name": self.name, "file": self.file, "label": self.label,
-                "content_type": self.content_type, "size": self.size, "md5": self.md5}
+        return {
+            "output_id": self.output_id,
+            "name": self.name,
+            "file": self.file,
+            "label": self.label,
+            "content_type": self.content_type,
+            "size": self.size,
+            "md5": self.md5,
+        }
 
 
 @dataclass(frozen=True)
@@ -83,11 +92,19 @@ class Job:
     message: str | None = None  # the simulator's last word on how the job is going
     outputs: tuple[Output, ...] = ()
     scheduler_id: str | None = None
-    token_hash: str | None = None  # SHA-256 of the job token the simulator calls back with; the token is never stored
+    token_hash: str | None = (
+        None  # SHA-256 of the job token the simulator calls back with; the token is never stored
+    )
     dispatch_message: str | None = None  # the queue message that claimed the dispatch
-    dispatch_error: str | None = None  # the last transient dispatch failure, for the poison handler's reason
-    checked_at: str | None = None  # when the reconciler last found it alive, or (SUBMITTED) re-sent its dispatch
-    upload_expires: str | None = None  # when the job's upload grant ends (set once one has been given)
+    dispatch_error: str | None = (
+        None  # the last transient dispatch failure, for the poison handler's reason
+    )
+    checked_at: str | None = (
+        None  # when the reconciler last found it alive, or (SUBMITTED) re-sent its dispatch
+    )
+    upload_expires: str | None = (
+        None  # when the job's upload grant ends (set once one has been given)
+    )
     etag: str | None = None
 
 

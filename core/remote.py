@@ -95,9 +95,15 @@ def plan_for(job: Job) -> Plan:
 def _submission(job: Job, case: Case, target: Target, job_dir: str) -> Submission:
     resources = case.resources
     return Submission(
-        name=job.job_id, job_dir=job_dir, command=f"{shlex.quote(target.python)} {jobfolder.WRAPPER_FILE}",
-        nodes=resources.nodes, cpus=resources.cpus, walltime=resources.walltime, memory_mb=resources.memory_mb,
-        options=dict(target.options), setup=target.setup,
+        name=job.job_id,
+        job_dir=job_dir,
+        command=f"{shlex.quote(target.python)} {jobfolder.WRAPPER_FILE}",
+        nodes=resources.nodes,
+        cpus=resources.cpus,
+        walltime=resources.walltime,
+        memory_mb=resources.memory_mb,
+        options=dict(target.options),
+        setup=target.setup,
     )
 
 
@@ -106,15 +112,26 @@ async def submit_once(plan: Plan, token: str) -> str:
     `DispatchRefused` when the submit fails or prints no id."""
     files = archive([*_files(plan), _job_file(plan, token)])
     script = f"{plan.job_dir}/{jobfolder.BATCH_FILE}"
-    argv = ["sh", "-c", SUBMIT_ONCE, "simgate", plan.job_dir, *plan.scheduler.submit_argv(script, plan.submission)]
+    argv = [
+        "sh",
+        "-c",
+        SUBMIT_ONCE,
+        "simgate",
+        plan.job_dir,
+        *plan.scheduler.submit_argv(script, plan.submission),
+    ]
     result = await _run(plan.target, argv, stdin=files)
     if result.exit_status != 0:
         tail = (result.stderr or result.stdout).strip()[-500:]
-        raise DispatchRefused(f"submitting with {plan.scheduler.name} failed (exit {result.exit_status}): {tail}")
+        raise DispatchRefused(
+            f"submitting with {plan.scheduler.name} failed (exit {result.exit_status}): {tail}"
+        )
     try:
         return plan.scheduler.parse_submit(result.stdout)
     except (GatewayError, ValueError) as exc:
-        raise DispatchRefused(f"{plan.scheduler.name} gave no job id: {result.stdout.strip()[-200:]!r}") from exc
+        raise DispatchRefused(
+            f"{plan.scheduler.name} gave no job id: {result.stdout.strip()[-200:]!r}"
+        ) from exc
 
 
 async def states(target: Target, scheduler: Scheduler, ids: list[str]) -> dict[str, RemoteState]:
@@ -122,7 +139,9 @@ async def states(target: Target, scheduler: Scheduler, ids: list[str]) -> dict[s
     result = await _run(target, scheduler.status_argv(ids))
     if result.exit_status != 0:
         tail = (result.stderr or result.stdout).strip()[-300:]
-        raise Unavailable(f"{scheduler.name} status query on {target.name} failed (exit {result.exit_status}): {tail}")
+        raise Unavailable(
+            f"{scheduler.name} status query on {target.name} failed (exit {result.exit_status}): {tail}"
+        )
     return scheduler.parse_status(result.stdout, ids)
 
 
@@ -130,8 +149,13 @@ async def cancel(plan: Plan, scheduler_id: str) -> None:
     """Ask the scheduler to stop the job (a refusal is logged: the job may have ended; its state says)."""
     result = await _run(plan.target, plan.scheduler.cancel_argv(scheduler_id))
     if result.exit_status != 0:
-        log.warning("cancel %s: %s exited %s: %s", plan.job.job_id, plan.scheduler.name, result.exit_status,
-                    result.stderr.strip()[-300:])
+        log.warning(
+            "cancel %s: %s exited %s: %s",
+            plan.job.job_id,
+            plan.scheduler.name,
+            result.exit_status,
+            result.stderr.strip()[-300:],
+        )
 
 
 async def exit_codes(target: Target, folders: dict[str, str]) -> dict[str, int]:
@@ -152,8 +176,14 @@ async def remove_folder(target_name: str, job_id: str) -> None:
     if result.exit_status == 0:
         log.info("job %s deleted: its folder %s on %s is removed", job_id, folder, target.name)
     else:
-        log.warning("job %s deleted, but its folder %s on %s was not removed (exit %s): %s", job_id, folder,
-                    target.name, result.exit_status, result.stderr.strip()[-300:])
+        log.warning(
+            "job %s deleted, but its folder %s on %s was not removed (exit %s): %s",
+            job_id,
+            folder,
+            target.name,
+            result.exit_status,
+            result.stderr.strip()[-300:],
+        )
 
 
 async def _run(target: Target, argv: list[str], stdin: bytes | None = None) -> CommandResult:
@@ -181,7 +211,9 @@ def _files(plan: Plan) -> list[JobFile]:
     ca = get_settings().storage_ca
     if ca:  # a private CA (Azurite's, locally): the wrapper trusts it for its uploads and callbacks
         files.append(JobFile(jobfolder.CA_FILE, Path(ca).read_bytes(), 0o644))
-    files.append(JobFile(jobfolder.BATCH_FILE, plan.scheduler.batch_script(plan.submission).encode(), 0o755))
+    files.append(
+        JobFile(jobfolder.BATCH_FILE, plan.scheduler.batch_script(plan.submission).encode(), 0o755)
+    )
     return files
 
 
@@ -192,7 +224,9 @@ def _job_file(plan: Plan, token: str) -> JobFile:
         "token": token,
         "callback_url": f"{callback_base(get_settings().callback_url)}/job/{plan.job.job_id}/status",
         "entry": plan.case.entry,
-        "outputs": [o.model_dump(include={"name", "glob", "content_type"}) for o in plan.case.outputs],
+        "outputs": [
+            o.model_dump(include={"name", "glob", "content_type"}) for o in plan.case.outputs
+        ],
         "ca_file": jobfolder.CA_FILE if get_settings().storage_ca else None,
     }
     return JobFile(jobfolder.JOB_FILE, json.dumps(body, indent=2).encode(), 0o600)
@@ -205,8 +239,10 @@ def callback_base(url: str) -> str:
     host = parts.hostname or ""
     if (parts.scheme == "https" and host) or (parts.scheme == "http" and _loopback(host)):
         return url
-    raise DispatchRefused("the gateway's callback URL (SIMGATE_CALLBACK_URL) must be https, or http only to a "
-                          "loopback address")
+    raise DispatchRefused(
+        "the gateway's callback URL (SIMGATE_CALLBACK_URL) must be https, or http only to a "
+        "loopback address"
+    )
 
 
 def _loopback(host: str) -> bool:

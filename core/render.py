@@ -77,7 +77,9 @@ def _shell_quote(value: Any) -> _Quoted:
 
 
 def _json(value: Any) -> _Quoted:
-    return _Quoted(str(htmlsafe_json_dumps(value, sort_keys=True)))  # as Jinja's own tojson writes it
+    return _Quoted(
+        str(htmlsafe_json_dumps(value, sort_keys=True))
+    )  # as Jinja's own tojson writes it
 
 
 # Jinja filters whose output is Markup ("already safe"), which means nothing for a shell or a dictionary.
@@ -124,14 +126,22 @@ def _without(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if k not in keys}
 
 
-def render_case(folder: Path, case: Case, values: dict[str, Any], job: dict[str, Any]) -> list[RenderedFile]:
+def render_case(
+    folder: Path, case: Case, values: dict[str, Any], job: dict[str, Any]
+) -> list[RenderedFile]:
     """Render (or copy) every script of `case` with the job's validated `values` and its `job` facts."""
-    context = {"values": values, "job": job, "case": {"slug": case.slug, "resources": case.resources.model_dump()}}
+    context = {
+        "values": values,
+        "job": job,
+        "case": {"slug": case.slug, "resources": case.resources.model_dump()},
+    }
     files = []
     for script in case.scripts:
         try:
             text = (
-                environment(folder, is_json_path(script.path)).get_template(script.template).render(context)
+                environment(folder, is_json_path(script.path))
+                .get_template(script.template)
+                .render(context)
                 if script.render
                 else (folder / script.template).read_text(encoding="utf-8")
             )

@@ -36,7 +36,9 @@ from core.services import get_settings, services
 from core.states import TERMINAL, JobState, parse_state
 from core.views import ReportReply, report_reply
 
-REASON_LENGTH = 300  # characters of a reason: one line a user reads in a list; the whole report is the message
+REASON_LENGTH = (
+    300  # characters of a reason: one line a user reads in a list; the whole report is the message
+)
 
 
 def report_status(job_id: str, authorization: str | None, body: Callable[[], Any]) -> ReportReply:
@@ -48,7 +50,11 @@ def report_status(job_id: str, authorization: str | None, body: Callable[[], Any
     to = reported_state(report.status)
     outputs = _recorded_outputs(job, report) if to in TERMINAL and report.outputs else None
     job = change_job(job_id, lambda j: merged(j, report, to, token, outputs), None, job)
-    if to is JobState.FINALIZING and job.status in (JobState.FINALIZING, JobState.CANCELLING) and job.upload_expires:
+    if (
+        to is JobState.FINALIZING
+        and job.status in (JobState.FINALIZING, JobState.CANCELLING)
+        and job.upload_expires
+    ):
         # While it is being cancelled too: what the job wrote before it stopped (its logs) is still worth keeping.
         return report_reply(job, _upload_grant(job))
     return report_reply(job)
@@ -62,8 +68,10 @@ def reported_state(text: str) -> JobState:
         state = JobState.DRAFT
     if not state.reportable:
         reportable = [*(s.value for s in JobState if s.reportable), "clean up", "done"]
-        raise InvalidBody(f"status {text!r} is not one a simulator reports: one of {reportable}",
-                          errors=[FieldProblem("status", f"must be one of {reportable}")])
+        raise InvalidBody(
+            f"status {text!r} is not one a simulator reports: one of {reportable}",
+            errors=[FieldProblem("status", f"must be one of {reportable}")],
+        )
     return state
 
 
@@ -80,7 +88,11 @@ def _authorised(job_id: str, token: str) -> Job:
 
 
 def _check_token(job: Job | None, token: str) -> None:
-    if job is None or not job.token_hash or not hmac.compare_digest(hash_token(token), job.token_hash):
+    if (
+        job is None
+        or not job.token_hash
+        or not hmac.compare_digest(hash_token(token), job.token_hash)
+    ):
         raise Unauthenticated("the job token is not valid for this job")
 
 
@@ -89,11 +101,18 @@ def _still_open(job: Job) -> None:
         raise Conflict(f"job {job.job_id} is {job.status.value}: it takes no more reports")
 
 
-def merged(job: Job, report: StatusReport, to: JobState, token: str, outputs: tuple[Output, ...] | None) -> Job | None:
+def merged(
+    job: Job, report: StatusReport, to: JobState, token: str, outputs: tuple[Output, ...] | None
+) -> Job | None:
     """The job with the report merged in (`core.transitions.reported`), or None when it changes nothing."""
     _check_token(job, token)  # a re-dispatch may have replaced it meanwhile
     return transitions.reported(
-        job, to, progress=report.progress, message=report.message, reason=report_reason(report, to), outputs=outputs,
+        job,
+        to,
+        progress=report.progress,
+        message=report.message,
+        reason=report_reason(report, to),
+        outputs=outputs,
         grant_minutes=get_settings().upload_minutes,
     )
 
@@ -139,11 +158,15 @@ def _recorded_outputs(job: Job, report: StatusReport) -> tuple[Output, ...]:
         else:
             good.append((claim, spec, uploaded[claim.file]))
     if problems and parse_state(report.status) is JobState.COMPLETED:
-        raise InvalidBody("outputs were claimed that are not in storage, not declared by the case, or forged",
-                          errors=problems)
+        raise InvalidBody(
+            "outputs were claimed that are not in storage, not declared by the case, or forged",
+            errors=problems,
+        )
     # A prefix of this report's own: a concurrent report's copies (of other bytes) cannot replace these.
     prefix = f"r{secrets.token_hex(6)}"
-    services().outputs.promote(job.job_id, {f"{prefix}/{claim.file}": blob for claim, _, blob in good})
+    services().outputs.promote(
+        job.job_id, {f"{prefix}/{claim.file}": blob for claim, _, blob in good}
+    )
     return tuple(_output(claim, spec, blob, f"{prefix}/{claim.file}") for claim, spec, blob in good)
 
 
@@ -166,8 +189,14 @@ def _claim_problem(
 
 def _output(claim: OutputClaim, spec: OutputSpec, blob: StoredBlob, name: str) -> Output:
     return Output(
-        output_id=output_id(claim.file), name=claim.name, file=claim.file, label=spec.label,
-        content_type=spec.content_type, size=blob.size, md5=blob.md5, blob=name,
+        output_id=output_id(claim.file),
+        name=claim.name,
+        file=claim.file,
+        label=spec.label,
+        content_type=spec.content_type,
+        size=blob.size,
+        md5=blob.md5,
+        blob=name,
     )
 
 
@@ -179,4 +208,3 @@ def output_id(file: str) -> str:
 def _upload_grant(job: Job) -> Grant:
     assert job.upload_expires is not None
     return services().outputs.upload_grant(job.job_id, datetime.fromisoformat(job.upload_expires))
-

@@ -37,7 +37,9 @@ class Services:
         if unknown:
             raise TypeError(f"Services has no {sorted(unknown)}")
         self.__dict__.update(given)  # a given adapter shadows its cached_property
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RemoteRunner] = weakref.WeakKeyDictionary()
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RemoteRunner] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @cached_property
     def jobs(self) -> JobRepo:

@@ -30,12 +30,16 @@ class SshPool:
         self._locks: dict[str, asyncio.Lock] = {}
         self.opened = 0  # connections opened so far (benchmarks and tests read it)
 
-    async def run(self, target: Target, argv: list[str], stdin: bytes | None = None) -> CommandResult:
+    async def run(
+        self, target: Target, argv: list[str], stdin: bytes | None = None
+    ) -> CommandResult:
         """Run `argv` (quoted for the remote shell) and collect its output; a non-zero exit is returned, not raised."""
         command = shlex.join(argv)
 
         async def attempt(conn: asyncssh.SSHClientConnection) -> CommandResult:
-            done = await conn.run(command, input=stdin, encoding=None, check=False, timeout=target.command_timeout)
+            done = await conn.run(
+                command, input=stdin, encoding=None, check=False, timeout=target.command_timeout
+            )
             status = done.exit_status if done.exit_status is not None else -1
             return CommandResult(status, _text(done.stdout), _text(done.stderr))
 
@@ -54,7 +58,12 @@ class SshPool:
             conn = await self._connection(target)
             try:
                 return await action(conn)
-            except (asyncssh.ConnectionLost, asyncssh.ChannelOpenError, BrokenPipeError, ConnectionResetError) as exc:
+            except (
+                asyncssh.ConnectionLost,
+                asyncssh.ChannelOpenError,
+                BrokenPipeError,
+                ConnectionResetError,
+            ) as exc:
                 self._drop(target, conn)
                 if not tries_left:
                     raise Unavailable(f"ssh {target.name}: the connection broke: {exc}") from exc
@@ -91,16 +100,27 @@ async def connect(target: Target) -> asyncssh.SSHClientConnection:
     try:
         key = asyncssh.import_private_key(target.private_key())
         return await asyncssh.connect(
-            target.host, target.port, username=target.user, client_keys=[key],
-            known_hosts=asyncssh.import_known_hosts(target.known_hosts), config=None, agent_path=None,
-            preferred_auth="publickey", connect_timeout=target.connect_timeout, keepalive_interval=30,
+            target.host,
+            target.port,
+            username=target.user,
+            client_keys=[key],
+            known_hosts=asyncssh.import_known_hosts(target.known_hosts),
+            config=None,
+            agent_path=None,
+            preferred_auth="publickey",
+            connect_timeout=target.connect_timeout,
+            keepalive_interval=30,
         )
     except asyncssh.HostKeyNotVerifiable as exc:
-        raise DispatchRefused(f"ssh {target.name}: the host key does not match the pinned key") from exc
+        raise DispatchRefused(
+            f"ssh {target.name}: the host key does not match the pinned key"
+        ) from exc
     except asyncssh.PermissionDenied as exc:
         raise DispatchRefused(f"ssh {target.name}: authentication refused") from exc
     except (asyncssh.KeyImportError, ValueError) as exc:
-        raise DispatchRefused(f"ssh {target.name}: the private key or known_hosts setting is unusable") from exc
+        raise DispatchRefused(
+            f"ssh {target.name}: the private key or known_hosts setting is unusable"
+        ) from exc
     except (OSError, TimeoutError, asyncssh.Error) as exc:
         raise Unavailable(f"ssh {target.name}: cannot connect: {_reason(exc)}") from exc
 

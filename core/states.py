@@ -44,14 +44,24 @@ class JobState(StrEnum):
 TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 _ORDER = {state: rank for rank, state in enumerate(JobState)}
 # The seed's words for states, accepted case-insensitively from simulators.
-ALIASES = {"clean up": JobState.FINALIZING, "cleanup": JobState.FINALIZING, "done": JobState.COMPLETED}
+ALIASES = {
+    "clean up": JobState.FINALIZING,
+    "cleanup": JobState.FINALIZING,
+    "done": JobState.COMPLETED,
+}
 _BLANKS = " \t\r\n"
 # The active states the reconciler asks a scheduler about once the job has been silent for a while.
 SWEPT = (JobState.QUEUED, JobState.RUNNING, JobState.FINALIZING, JobState.CANCELLING)
 # The states a queue message goes with (dispatch, cancel): a lost one is sent again.
 WAITING = (JobState.SUBMITTED, JobState.CANCELLING)
 # The states a simulator reports, in order; the others are the gateway's own moves.
-REPORTABLE = (JobState.RUNNING, JobState.FINALIZING, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+REPORTABLE = (
+    JobState.RUNNING,
+    JobState.FINALIZING,
+    JobState.COMPLETED,
+    JobState.FAILED,
+    JobState.CANCELLED,
+)
 
 
 def parse_state(text: str) -> JobState:
@@ -76,7 +86,9 @@ def _any_case(word: str) -> str:
 # What a status report's `status` may be, as a JSON Schema (ECMA-262) pattern: the reportable states and the
 # aliases, in any ASCII case, between blanks.
 _BLANK = "[ \\t\\r\\n]*"
-REPORTED_PATTERN = f"^{_BLANK}(?:" + "|".join(_any_case(w) for w in (*REPORTABLE, *ALIASES)) + f"){_BLANK}$"
+REPORTED_PATTERN = (
+    f"^{_BLANK}(?:" + "|".join(_any_case(w) for w in (*REPORTABLE, *ALIASES)) + f"){_BLANK}$"
+)
 
 
 def advances(current: JobState, incoming: JobState) -> bool:

@@ -90,7 +90,9 @@ def parse_targets(text: str) -> dict[str, Target]:
     targets = {}
     for name, spec in raw.items():
         try:
-            targets[name] = Target.model_validate({"name": name, **(spec if isinstance(spec, dict) else {})})
+            targets[name] = Target.model_validate(
+                {"name": name, **(spec if isinstance(spec, dict) else {})}
+            )
         except ValidationError as exc:
             problems = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in exc.errors())
             raise CatalogError(f"SIMGATE_TARGETS target {name!r}: {problems}") from exc

@@ -53,14 +53,20 @@ GATEWAY = "gateway"
 RENEW_WITHIN = timedelta(minutes=6)
 
 
-def advanced(job: Job, to: JobState, by: str, reason: str | None = None, **changes: Any) -> Job | None:
+def advanced(
+    job: Job, to: JobState, by: str, reason: str | None = None, **changes: Any
+) -> Job | None:
     """`job` moved to `to`, stamped and in its history; None when that is no progress (a repeat or a late report)."""
     if not advances(job.status, to):
         return None
     now = now_iso()
     return replace(
-        job, status=to, updated_at=now, history=(*job.history, Change(to, now, by, reason)),
-        reason=reason if to is JobState.FAILED else job.reason, **changes,
+        job,
+        status=to,
+        updated_at=now,
+        history=(*job.history, Change(to, now, by, reason)),
+        reason=reason if to is JobState.FAILED else job.reason,
+        **changes,
     )
 
 
@@ -133,7 +139,9 @@ def cancel_requested(job: Job, by: str) -> Job | None:
     if job.status in (JobState.CANCELLING, JobState.CANCELLED):
         return None
     if job.status is JobState.DRAFT or job.status.terminal:
-        what = "has not been run: delete it instead" if job.status is JobState.DRAFT else "has ended"
+        what = (
+            "has not been run: delete it instead" if job.status is JobState.DRAFT else "has ended"
+        )
         raise Conflict(f"job {job.job_id} is {job.status.value}: it {what}")
     if job.status is JobState.SUBMITTED and job.dispatch_message is None:
         return advanced(job, JobState.CANCELLED, by, "cancelled before it reached a simulator")
@@ -212,7 +220,10 @@ def resend_noted(current: Job, seen: Job, stamp: str) -> Job | None:
     """The reconciler is about to send an unclaimed job's dispatch again: noted at `stamp`, only on the job as it
     was swept (a claim, a cancel or another pass since then decides instead)."""
     unchanged = (current.status, current.updated_at, current.checked_at) == (
-        seen.status, seen.updated_at, seen.checked_at)
+        seen.status,
+        seen.updated_at,
+        seen.checked_at,
+    )
     if not unchanged or current.dispatch_message is not None:
         return None
     return replace(current, checked_at=stamp)

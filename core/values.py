@@ -12,7 +12,16 @@ import math
 import re
 from typing import Any
 
-from core.cases import BoolField, Case, ChoiceField, FloatField, IntField, LeafField, StringField, on_step_grid
+from core.cases import (
+    BoolField,
+    Case,
+    ChoiceField,
+    FloatField,
+    IntField,
+    LeafField,
+    StringField,
+    on_step_grid,
+)
 from core.errors import FieldProblem, InvalidValues
 
 Value = float | int | bool | str
@@ -44,14 +53,18 @@ def check_values(case: Case, items: list[dict[str, Any]]) -> dict[str, Value]:
             problems.append(FieldProblem(name, str(exc)))
     if problems:
         names = ", ".join(p.name for p in problems)
-        raise InvalidValues(f"{len(problems)} field value(s) are not valid: {names}", errors=problems)
+        raise InvalidValues(
+            f"{len(problems)} field value(s) are not valid: {names}", errors=problems
+        )
     return checked
 
 
 def check_value(field: LeafField, value: Any, units: str | None = None) -> Value:
     """`value` normalised for `field` (ints as int, floats as float); `ValueError` says what is wrong."""
     if units is not None and units != field.units:
-        raise ValueError(f"units must be {field.units!r}, not {units!r}" if field.units else "takes no units")
+        raise ValueError(
+            f"units must be {field.units!r}, not {units!r}" if field.units else "takes no units"
+        )
     if isinstance(field, FloatField | IntField):
         return _check_number(field, value)
     if isinstance(field, BoolField):
@@ -72,7 +85,9 @@ def _check_number(field: FloatField | IntField, raw: Any) -> float | int:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise ValueError("must be a number")
     value = _whole(raw) if isinstance(field, IntField) else _real(raw)
-    if (field.min is not None and value < field.min) or (field.max is not None and value > field.max):
+    if (field.min is not None and value < field.min) or (
+        field.max is not None and value > field.max
+    ):
         raise ValueError(f"must be from {field.min} to {field.max}{_units(field)}, not {value}")
     if field.step is not None and not on_step_grid(value, field.min or 0, field.step):
         raise ValueError(f"must be a multiple of {field.step} from {field.min or 0}")
@@ -82,7 +97,9 @@ def _check_number(field: FloatField | IntField, raw: Any) -> float | int:
 def _whole(raw: int | float) -> int:
     if isinstance(raw, float) and not raw.is_integer():  # NaN and infinities too
         raise ValueError("must be a whole number")
-    if abs(raw) > MAX_WHOLE:  # checked before any float(): an int of hundreds of digits overflows one
+    if (
+        abs(raw) > MAX_WHOLE
+    ):  # checked before any float(): an int of hundreds of digits overflows one
         raise ValueError(f"must be a whole number from {-MAX_WHOLE} to {MAX_WHOLE}")
     return int(raw)
 
@@ -90,7 +107,9 @@ def _whole(raw: int | float) -> int:
 def _real(raw: int | float) -> float:
     try:
         value = float(raw)
-    except OverflowError:  # an int of hundreds of digits: no ValueError, so it would leave check_values as a 500
+    except (
+        OverflowError
+    ):  # an int of hundreds of digits: no ValueError, so it would leave check_values as a 500
         raise ValueError("must be a finite number (at most about 1.8e308 in size)") from None
     if not math.isfinite(value):  # NaN, or JSON's 1e400, which reads as infinity
         raise ValueError("must be a finite number")
@@ -108,7 +127,9 @@ def _check_string(field: StringField, value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
     if _CONTROL.search(value):
-        raise ValueError("must not contain control characters or invisible format characters (bidi, zero-width)")
+        raise ValueError(
+            "must not contain control characters or invisible format characters (bidi, zero-width)"
+        )
     if not field.accepts(value):
         pattern = f" matching {field.pattern!r}" if field.pattern else ""
         raise ValueError(f"must be {field.min_length} to {field.max_length} characters{pattern}")
@@ -121,7 +142,9 @@ def _units(field: FloatField | IntField) -> str:
 
 def missing_required(case: Case, values: dict[str, Value]) -> list[str]:
     """Required fields that have neither a value nor a default."""
-    return [f.name for f in case.leaves() if f.required and f.name not in values and f.default is None]
+    return [
+        f.name for f in case.leaves() if f.required and f.name not in values and f.default is None
+    ]
 
 
 def effective_values(case: Case, values: dict[str, Value]) -> dict[str, Value]:

@@ -16,7 +16,12 @@ from core.ports import Grant
 from core.records import Change, Job, Output, iso_time
 from core.states import JobState
 
-__all__ = ["JobCopy", "JobCreate", "JobPatch", "StatusReport"]  # the request bodies, for the document
+__all__ = [
+    "JobCopy",
+    "JobCreate",
+    "JobPatch",
+    "StatusReport",
+]  # the request bodies, for the document
 
 
 class _View(BaseModel):
@@ -183,19 +188,42 @@ class Problem(_View):
 def header(job: Job) -> JobHeader:
     """What `GET /job` lists of a job."""
     return JobHeader(
-        job_id=job.job_id, job_title=job.title, description=job.description, case_id=job.case_id, status=job.status,
-        user=job.owner_name, created_at=job.created_at, updated_at=job.updated_at,
-        links={"self": f"/job/{job.job_id}", "status": f"/job/{job.job_id}/status", "case": f"/case/{job.case_id}"},
+        job_id=job.job_id,
+        job_title=job.title,
+        description=job.description,
+        case_id=job.case_id,
+        status=job.status,
+        user=job.owner_name,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        links={
+            "self": f"/job/{job.job_id}",
+            "status": f"/job/{job.job_id}/status",
+            "case": f"/case/{job.case_id}",
+        },
     )
 
 
 def detail(job: Job, case: Case) -> JobDetail:
     """The whole job: its header, every field's value with units (defaults filled), and its history."""
-    values = [ValueView(name=f.name, label=f.label, value=job.values.get(f.name, f.default), units=f.units,
-                        is_default=f.name not in job.values) for f in case.leaves()]
+    values = [
+        ValueView(
+            name=f.name,
+            label=f.label,
+            value=job.values.get(f.name, f.default),
+            units=f.units,
+            is_default=f.name not in job.values,
+        )
+        for f in case.leaves()
+    ]
     return JobDetail(
-        **dict(header(job)), values=values, history=[_entry(c) for c in job.history], reason=job.reason,
-        progress=job.progress, message=job.message, scheduler_id=job.scheduler_id,
+        **dict(header(job)),
+        values=values,
+        history=[_entry(c) for c in job.history],
+        reason=job.reason,
+        progress=job.progress,
+        message=job.message,
+        scheduler_id=job.scheduler_id,
         outputs=[_record(o) for o in job.outputs],
     )
 
@@ -210,37 +238,69 @@ def _record(output: Output) -> OutputRecord:
 
 def status_view(job: Job) -> JobStatusView:
     """The cheap polling view of `GET /job/{id}/status`: reason, progress and message only when there are any."""
-    return JobStatusView(job_id=job.job_id, status=job.status, updated_at=job.updated_at, reason=job.reason or None,
-                         progress=job.progress, message=job.message or None)
+    return JobStatusView(
+        job_id=job.job_id,
+        status=job.status,
+        updated_at=job.updated_at,
+        reason=job.reason or None,
+        progress=job.progress,
+        message=job.message or None,
+    )
 
 
 def report_reply(job: Job, upload: Grant | None = None) -> ReportReply:
     """The answer to a status report: the status view, with the upload grant when one is given."""
-    grant = None if upload is None else UploadGrant(url=upload.uri, sas=upload.token,
-                                                   expires_on=iso_time(upload.expires_on))
+    grant = (
+        None
+        if upload is None
+        else UploadGrant(url=upload.uri, sas=upload.token, expires_on=iso_time(upload.expires_on))
+    )
     return ReportReply(**dict(status_view(job)), upload=grant)
 
 
 def output_entry(job_id: str, output: Output, uri: str) -> OutputEntry:
     """An output as `GET /job/{id}/output` lists it: its record, its storage URI and its download link."""
-    return OutputEntry(**output.view(), uri=uri, links={"download": f"/job/{job_id}/output/{output.output_id}"})
+    return OutputEntry(
+        **output.view(), uri=uri, links={"download": f"/job/{job_id}/output/{output.output_id}"}
+    )
 
 
 def download_grant(output: Output, grant: Grant) -> DownloadGrant:
     """A read-only grant for one output, as `GET /job/{id}/output/{output_id}` answers it."""
-    return DownloadGrant(output_id=output.output_id, uri=grant.uri, token=grant.token, url=grant.url,
-                         expires_on=iso_time(grant.expires_on))
+    return DownloadGrant(
+        output_id=output.output_id,
+        uri=grant.uri,
+        token=grant.token,
+        url=grant.url,
+        expires_on=iso_time(grant.expires_on),
+    )
 
 
 def case_header(case: Case, note: str | None = None) -> CaseHeader:
     """The public summary of a case, as listed by `GET /case`; `note` says why it cannot run (None: it can)."""
-    return CaseHeader(id=case.id, name=case.slug, title=case.title, description=case.description,
-                      thumbnail=case.thumbnail, available=note is None, note=note, links={"self": f"/case/{case.id}"})
+    return CaseHeader(
+        id=case.id,
+        name=case.slug,
+        title=case.title,
+        description=case.description,
+        thumbnail=case.thumbnail,
+        available=note is None,
+        note=note,
+        links={"self": f"/case/{case.id}"},
+    )
 
 
 def case_detail(case: Case, note: str | None = None) -> CaseDetail:
     """The whole public case: header, resources, outputs and the field tree; never scripts or targets."""
-    outputs = [CaseOutput(name=o.name, label=o.label, content_type=o.content_type, description=o.description)
-               for o in case.outputs]
-    return CaseDetail(**dict(case_header(case, note)), resources=case.resources, outputs=outputs,
-                      fields=list(case.fields))
+    outputs = [
+        CaseOutput(
+            name=o.name, label=o.label, content_type=o.content_type, description=o.description
+        )
+        for o in case.outputs
+    ]
+    return CaseDetail(
+        **dict(case_header(case, note)),
+        resources=case.resources,
+        outputs=outputs,
+        fields=list(case.fields),
+    )

@@ -39,15 +39,23 @@ DEFAULT_USER = "scientist"
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI: `serve` (the default) and `setup`."""
-    parser = argparse.ArgumentParser(prog="python -m devhost", description="Local Azure Functions host for simgate.")
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost", description="Local Azure Functions host for simgate."
+    )
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the function app's folder")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the app (the default)")
-    serve.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
-    serve.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071, as Core Tools)")
+    serve.add_argument(
+        "--app", default="function_app:app", help="module:attribute of the FunctionApp"
+    )
+    serve.add_argument(
+        "--port", type=int, default=7071, help="HTTP port (default 7071, as Core Tools)"
+    )
     serve.add_argument("--no-azurite", action="store_true", help="do not start Azurite")
-    serve.add_argument("--no-simulator", action="store_true", help="do not start the embedded SSH simulator")
+    serve.add_argument(
+        "--no-simulator", action="store_true", help="do not start the embedded SSH simulator"
+    )
     serve.set_defaults(run=cmd_serve)
     setup = commands.add_parser("setup", help="first-use set-up only")
     setup.set_defaults(run=cmd_setup)
@@ -59,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="play the seed chart's story against the running stack")
     demo.add_argument("--url", default=DEMO_URL, help=f"the gateway (default {DEMO_URL})")
     demo.add_argument("--user", default=DEMO_USER, help=f"whose job it is (default {DEMO_USER})")
-    demo.add_argument("--downloads", type=Path, help="where the CSV goes (default .local/downloads)")
+    demo.add_argument(
+        "--downloads", type=Path, help="where the CSV goes (default .local/downloads)"
+    )
     demo.set_defaults(run=cmd_demo)
     return parser
 
@@ -96,16 +106,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from devhost import demo
 
     root: Path = args.root
-    return demo.run(args.url, lambda: user_token(root, args.user), args.downloads or root / demo.DOWNLOADS,
-                    root / CERT_FILE, sys.stdout, sys.stderr)
+    return demo.run(
+        args.url,
+        lambda: user_token(root, args.user),
+        args.downloads or root / demo.DOWNLOADS,
+        root / CERT_FILE,
+        sys.stdout,
+        sys.stderr,
+    )
 
 
 def user_token(root: Path, name: str, *, admin: bool = False, hours: float = 12) -> str:
     """A token signed with the development key, for the issuer and audience the local settings name."""
     settings = read_local_settings(root)
     return mint(
-        root / SIGNING_KEY, name, admin=admin, ttl_seconds=int(hours * 3600),
-        issuer=settings.get("AUTH_ISSUER", DEV_ISSUER), audience=settings.get("AUTH_AUDIENCE", DEV_AUDIENCE),
+        root / SIGNING_KEY,
+        name,
+        admin=admin,
+        ttl_seconds=int(hours * 3600),
+        issuer=settings.get("AUTH_ISSUER", DEV_ISSUER),
+        audience=settings.get("AUTH_AUDIENCE", DEV_AUDIENCE),
     )
 
 
@@ -142,7 +162,11 @@ def _start_simulator(root: Path) -> EmbeddedSimulator | None:
     try:
         return EmbeddedSimulator(root).start()
     except SimulatorError as exc:
-        print(f"devhost: warning: the SSH simulator is not running: {exc}", file=sys.stderr, flush=True)
+        print(
+            f"devhost: warning: the SSH simulator is not running: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
 
 
@@ -151,29 +175,41 @@ def _allow_ui_previews(root: Path, host: DevHost) -> None:
     settings = read_local_settings(root)
     ca = settings.get("SIMGATE_STORAGE_CA")
     try:
-        allow_browser_reads(settings.get("AzureWebJobsStorage", ""), root / ca if ca else None,
-                            [host.url, f"http://localhost:{host.port}"])
+        allow_browser_reads(
+            settings.get("AzureWebJobsStorage", ""),
+            root / ca if ca else None,
+            [host.url, f"http://localhost:{host.port}"],
+        )
     except Exception as exc:  # a preview is not worth failing start-up for
-        print(f"devhost: warning: the UI cannot preview outputs (no CORS rule on Azurite): {exc}", file=sys.stderr)
+        print(
+            f"devhost: warning: the UI cannot preview outputs (no CORS rule on Azurite): {exc}",
+            file=sys.stderr,
+        )
 
 
 def _print_banner(host: DevHost, simulator: EmbeddedSimulator | None) -> None:
-    print(f"\ndevhost listening on {host.url}  (route prefix: {host.config.route_prefix or '(none)'})")
+    print(
+        f"\ndevhost listening on {host.url}  (route prefix: {host.config.route_prefix or '(none)'})"
+    )
     print("\nFunctions:\n")
     for line in host.describe():
         print(f"\t{line}\n")
     if simulator is not None:
-        print(f"SSH simulator for targets {', '.join(SIMULATOR_TARGETS)}: {simulator.address} "
-              f"(jobs run in {simulator.sandbox})\n")
+        print(
+            f"SSH simulator for targets {', '.join(SIMULATOR_TARGETS)}: {simulator.address} "
+            f"(jobs run in {simulator.sandbox})\n"
+        )
     print(f"The UI: {host.url}/ui/  (development sign-in: {host.url}/dev/sign-in)\n")
     print("Press Ctrl-C to stop.", flush=True)
 
 
 def _print_token(root: Path) -> None:
     token = user_token(root, DEFAULT_USER)
-    print(f"\nA token for user '{DEFAULT_USER}' (12 h; `python -m devhost token NAME` makes others):\n")
+    print(
+        f"\nA token for user '{DEFAULT_USER}' (12 h; `python -m devhost token NAME` makes others):\n"
+    )
     print(f"\texport TOKEN={token}\n")
-    print("\tcurl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:7071/job\n", flush=True)
+    print('\tcurl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:7071/job\n', flush=True)
 
 
 def _stop_on_signal() -> threading.Event:
@@ -190,7 +226,9 @@ def _stop_on_signal() -> threading.Event:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(with_default_command(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     # The SDK logs every storage request at INFO; that drowns the host's own lines.
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # it logs every channel at INFO

@@ -34,12 +34,16 @@ log = logging.getLogger(__name__)
 API_VERSION = STORAGE_API_VERSION  # what the gateway and the job wrapper pin
 ACCOUNT = "devstoreaccount1"
 # Azurite's documented, well-known development key: not a secret.
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 HOST = "127.0.0.1"
 DEFAULT_PORTS = (10000, 10001, 10002)
 AZURITE_BIN = Path("node_modules/.bin/azurite")
 START_TIMEOUT = 30.0
-LOG_SETTING = "DEVHOST_AZURITE_LOG"  # "1": keep Azurite's access log and debug log (they hold SAS signatures)
+LOG_SETTING = (
+    "DEVHOST_AZURITE_LOG"  # "1": keep Azurite's access log and debug log (they hold SAS signatures)
+)
 
 
 class AzuriteError(RuntimeError):
@@ -131,23 +135,35 @@ class AzuriteProcess:
     def __enter__(self) -> AzuriteProcess:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
-def allow_browser_reads(connection: str, ca_path: Path | str | None, origins: Sequence[str]) -> None:
+def allow_browser_reads(
+    connection: str, ca_path: Path | str | None, origins: Sequence[str]
+) -> None:
     """Let pages from `origins` read blobs (the UI previews a CSV through its download URL): a CORS rule for GET.
 
     In Azure the storage account's CORS rule is set by the deployment; locally devhost sets it on Azurite.
     """
     from azure.storage.blob import BlobServiceClient, CorsRule
 
-    rule = CorsRule(list(origins), ["GET", "HEAD"], allowed_headers=["range"],
-                    exposed_headers=["content-length", "content-type", "content-disposition"], max_age_in_seconds=600)
+    rule = CorsRule(
+        list(origins),
+        ["GET", "HEAD"],
+        allowed_headers=["range"],
+        exposed_headers=["content-length", "content-type", "content-disposition"],
+        max_age_in_seconds=600,
+    )
     # No retries: when Azurite is not there, say so at once rather than after the SDK's back-off.
-    with BlobServiceClient.from_connection_string(connection, retry_total=0, connection_timeout=5,
-                                                  **client_kwargs(ca_path)) as service:
+    with BlobServiceClient.from_connection_string(
+        connection, retry_total=0, connection_timeout=5, **client_kwargs(ca_path)
+    ) as service:
         service.set_service_properties(cors=[rule])
 
 
@@ -175,7 +191,9 @@ def ensure_azurite(root: Path) -> AzuriteProcess | None:
 def start_project_azurite(root: Path, ports: Ports, bin_path: Path) -> AzuriteProcess:
     """Start the project's Azurite: data in `.local/azurite/`, its log in `.local/azurite.log`."""
     args = ["--location", str(root / AZURITE_DIR)]
-    return start_azurite(bin_path, ports, root / CERT_FILE, root / KEY_FILE, args, root / ".local" / "azurite.log")
+    return start_azurite(
+        bin_path, ports, root / CERT_FILE, root / KEY_FILE, args, root / ".local" / "azurite.log"
+    )
 
 
 def _warn_if_partial(ports: Sequence[int]) -> None:
@@ -195,7 +213,9 @@ def start_private_azurite(root: Path, workdir: Path | None = None) -> AzuritePro
     cert, key = workdir / "azurite.pem", workdir / "azurite-key.pem"
     make_self_signed_cert(cert, key, days=2)
     ports = Ports(*free_ports(3))
-    return start_azurite(bin_path, ports, cert, key, ["--inMemoryPersistence"], workdir / "azurite.log")
+    return start_azurite(
+        bin_path, ports, cert, key, ["--inMemoryPersistence"], workdir / "azurite.log"
+    )
 
 
 def access_log_wanted() -> bool:
@@ -208,8 +228,16 @@ def debug_log_path(log_path: Path) -> Path:
     return log_path.with_name(f"{log_path.stem}-debug{log_path.suffix}")
 
 
-def start_azurite(bin_path: Path, ports: Ports, cert: Path, key: Path, extra: Sequence[str],
-                  log_path: Path, *, access_log: bool | None = None) -> AzuriteProcess:
+def start_azurite(
+    bin_path: Path,
+    ports: Ports,
+    cert: Path,
+    key: Path,
+    extra: Sequence[str],
+    log_path: Path,
+    *,
+    access_log: bool | None = None,
+) -> AzuriteProcess:
     """Start Azurite with HTTPS and basic OAuth on `ports` and wait until all three accept connections.
 
     Its output goes to `log_path` (0600). `access_log` (default: `access_log_wanted()`) keeps its request log
@@ -217,15 +245,40 @@ def start_azurite(bin_path: Path, ports: Ports, cert: Path, key: Path, extra: Se
     """
     logs = access_log_wanted() if access_log is None else access_log
     debug = debug_log_path(log_path)
-    cmd = [str(bin_path), "--disableTelemetry", "--oauth", "basic", "--cert", str(cert), "--key", str(key),
-           "--blobHost", HOST, "--queueHost", HOST, "--tableHost", HOST,
-           "--blobPort", str(ports.blob), "--queuePort", str(ports.queue), "--tablePort", str(ports.table),
-           *(["--debug", str(debug)] if logs else ["--silent"]), *extra]
+    cmd = [
+        str(bin_path),
+        "--disableTelemetry",
+        "--oauth",
+        "basic",
+        "--cert",
+        str(cert),
+        "--key",
+        str(key),
+        "--blobHost",
+        HOST,
+        "--queueHost",
+        HOST,
+        "--tableHost",
+        HOST,
+        "--blobPort",
+        str(ports.blob),
+        "--queuePort",
+        str(ports.queue),
+        "--tablePort",
+        str(ports.table),
+        *(["--debug", str(debug)] if logs else ["--silent"]),
+        *extra,
+    ]
     out = _private_logs(log_path, debug, logs)
     try:
         # Its own session: a Ctrl-C in the terminal reaches us, and we stop Azurite in order.
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     finally:
         os.close(out)
     handle = AzuriteProcess(proc, ports, cert, log_path)
@@ -255,19 +308,24 @@ def _private_logs(log_path: Path, debug: Path, logs: bool) -> int:
 
 def _private_file(path: Path, *, truncate: bool) -> int:
     """A descriptor for appending to `path` (emptied first if `truncate`), which only its owner may read (0600)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0), 0o600)
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0), 0o600
+    )
     os.fchmod(fd, 0o600)  # the mode os.open gives applies to new files only
     return fd
 
 
-def _wait_for_ports(proc: subprocess.Popen[bytes], ports: Ports, log_path: Path,
-                    timeout: float = START_TIMEOUT) -> None:
+def _wait_for_ports(
+    proc: subprocess.Popen[bytes], ports: Ports, log_path: Path, timeout: float = START_TIMEOUT
+) -> None:
     deadline = time.monotonic() + timeout
     while not all(port_open(p) for p in ports.all()):
         if proc.poll() is not None:
             raise AzuriteError(f"Azurite exited with code {proc.returncode}: {_tail(log_path)}")
         if time.monotonic() > deadline:
-            raise AzuriteError(f"Azurite did not open ports {ports.all()} within {timeout:.0f} s: {_tail(log_path)}")
+            raise AzuriteError(
+                f"Azurite did not open ports {ports.all()} within {timeout:.0f} s: {_tail(log_path)}"
+            )
         time.sleep(0.05)
 
 

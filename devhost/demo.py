@@ -62,7 +62,9 @@ class Gateway:
         self.timeout = timeout
         self.token: str | None = None
 
-    def call(self, method: str, path: str, body: Any = None, *, expect: int = 200, quiet: bool = False) -> Answer:
+    def call(
+        self, method: str, path: str, body: Any = None, *, expect: int = 200, quiet: bool = False
+    ) -> Answer:
         """Send one request; `DemoError` naming the call unless it answers `expect`."""
         headers = {"Accept": "application/json"}
         if self.token is not None:
@@ -79,23 +81,37 @@ class Gateway:
             answer = Answer(err.code, dict(err.headers.items()), _json(err.read()))
         except (urllib.error.URLError, OSError) as exc:
             why = _reason(exc)
-            raise NotRunning(f"nothing answers at {self.url} ({why}): start it with `make run` first") from None
+            raise NotRunning(
+                f"nothing answers at {self.url} ({why}): start it with `make run` first"
+            ) from None
         if not quiet:
             sent = f" {json.dumps(body, ensure_ascii=False)}" if body is not None else ""
             self.out.write(f"  {method} {path}{sent} → {answer.status}\n")
         if answer.status != expect:
-            raise DemoError(f"{method} {path} answered {answer.status}, not {expect}: {_problem(answer.body)}")
+            raise DemoError(
+                f"{method} {path} answered {answer.status}, not {expect}: {_problem(answer.body)}"
+            )
         return answer
 
 
 # --- the story -------------------------------------------------------------------------------------------------
 
 
-def play(url: str, token: Callable[[], str], downloads: Path, ca_file: Path, out: TextIO, *,
-         poll_interval: float = 0.5, timeout: float = 120.0) -> Path:
+def play(
+    url: str,
+    token: Callable[[], str],
+    downloads: Path,
+    ca_file: Path,
+    out: TextIO,
+    *,
+    poll_interval: float = 0.5,
+    timeout: float = 120.0,
+) -> Path:
     """Play the chart with the smoothie; the downloaded CSV's path. `token` is called once the gateway answers."""
     gateway = Gateway(url, out)
-    gateway.call("GET", "/case?page=1&per_page=1", quiet=True)  # is it there? (else one line, nothing more)
+    gateway.call(
+        "GET", "/case?page=1&per_page=1", quiet=True
+    )  # is it there? (else one line, nothing more)
     out.write(f"The seed chart's story with the smoothie case, against {gateway.url}\n")
     show_all_cases(gateway)
     gateway.token = token()
@@ -137,8 +153,10 @@ def show_the_case(gateway: Gateway) -> None:
     say(gateway.out, "Show the smoothie case")
     case = gateway.call("GET", f"/case/{SMOOTHIE}").body
     leaves = {leaf["name"]: leaf for leaf in _leaves(case["fields"])}
-    gateway.out.write(f"    {case['title']}: {len(leaves)} fields, outputs "
-                      f"{', '.join(o['name'] for o in case['outputs'])}\n")
+    gateway.out.write(
+        f"    {case['title']}: {len(leaves)} fields, outputs "
+        f"{', '.join(o['name'] for o in case['outputs'])}\n"
+    )
     for name in VALUES:
         gateway.out.write(f"      {_spec(leaves[name])}\n")
 
@@ -155,7 +173,9 @@ def set_values(gateway: Gateway, job_id: str) -> None:
     fields = [{"name": name, "value": value} for name, value in VALUES.items()]
     job = gateway.call("PATCH", f"/job/{job_id}", {"fields": fields}).body
     shown = {v["name"]: v for v in job["values"]}
-    gateway.out.write(f"    {', '.join(_value(shown[name]) for name in VALUES)}; the rest at their defaults\n")
+    gateway.out.write(
+        f"    {', '.join(_value(shown[name]) for name in VALUES)}; the rest at their defaults\n"
+    )
 
 
 def run_it(gateway: Gateway, job_id: str) -> None:
@@ -164,15 +184,24 @@ def run_it(gateway: Gateway, job_id: str) -> None:
     gateway.out.write(f"    {status['status']}: queued for dispatch to the simulator over SSH\n")
 
 
-def poll(gateway: Gateway, job_id: str, until: tuple[str, ...], last: str | None, started: float, interval: float,
-         timeout: float) -> str:
+def poll(
+    gateway: Gateway,
+    job_id: str,
+    until: tuple[str, ...],
+    last: str | None,
+    started: float,
+    interval: float,
+    timeout: float,
+) -> str:
     """Poll the status, a line per change from `last`, until it is one of `until`; that status."""
     path = f"/job/{job_id}/status"
     while True:
         status = gateway.call("GET", path, quiet=True).body
         if status["status"] != last:
             last = status["status"]
-            gateway.out.write(f"  GET {path} → 200  {last:<10} ({time.monotonic() - started:4.1f} s)\n")
+            gateway.out.write(
+                f"  GET {path} → 200  {last:<10} ({time.monotonic() - started:4.1f} s)\n"
+            )
         if last in until:
             return str(last)
         if time.monotonic() - started > timeout:
@@ -186,8 +215,10 @@ def show_all_jobs(gateway: Gateway, job_id: str) -> None:
     gateway.out.write(f"    {len(jobs)} job(s) on this page, newest first:\n")
     for job in jobs[:SHOWN_ROWS]:
         mark = "  <- this one" if job["job_id"] == job_id else ""
-        gateway.out.write(f"      {job['created_at'][:19].replace('T', ' ')}  {job['job_title']:<10} "
-                          f"case {job['case_id']}  {job['status']}{mark}\n")
+        gateway.out.write(
+            f"      {job['created_at'][:19].replace('T', ' ')}  {job['job_title']:<10} "
+            f"case {job['case_id']}  {job['status']}{mark}\n"
+        )
 
 
 def show_the_job(gateway: Gateway, job_id: str, step: str) -> dict[str, Any]:
@@ -195,7 +226,9 @@ def show_the_job(gateway: Gateway, job_id: str, step: str) -> dict[str, Any]:
     job: dict[str, Any] = gateway.call("GET", f"/job/{job_id}").body
     history = " → ".join(f"{h['status']} {h['at'][11:19]}" for h in job["history"])
     scheduler = f", scheduler id {job['scheduler_id']}" if job.get("scheduler_id") else ""
-    gateway.out.write(f"    {job['job_title']}: {job['status']}{scheduler}\n    history: {history}\n")
+    gateway.out.write(
+        f"    {job['job_title']}: {job['status']}{scheduler}\n    history: {history}\n"
+    )
     if job.get("reason"):
         gateway.out.write(f"    reason: {job['reason']}\n")
     return job
@@ -204,14 +237,18 @@ def show_the_job(gateway: Gateway, job_id: str, step: str) -> dict[str, Any]:
 def show_outputs(gateway: Gateway, job_id: str) -> None:
     say(gateway.out, "What outputs are there?")
     for output in gateway.call("GET", f"/job/{job_id}/output").body:
-        gateway.out.write(f"      {output['output_id']:<22} {output['content_type']:<12} {_size(output['size']):>9}\n")
+        gateway.out.write(
+            f"      {output['output_id']:<22} {output['content_type']:<12} {_size(output['size']):>9}\n"
+        )
 
 
 def download(gateway: Gateway, job_id: str, output_id: str, ca_file: Path) -> bytes:
     """Martin: Download csv1. The gateway signs a read-only SAS URL; the file comes straight from storage."""
     say(gateway.out, "Download csv1")
     grant = gateway.call("GET", f"/job/{job_id}/output/{quote(output_id)}").body
-    gateway.out.write(f"    a read-only SAS URL for {output_id}, valid until {grant['expires_on']}\n")
+    gateway.out.write(
+        f"    a read-only SAS URL for {output_id}, valid until {grant['expires_on']}\n"
+    )
     shown = f"{grant['url'].split('?', 1)[0]}?<SAS>"
     context = ssl.create_default_context(cafile=str(ca_file))
     try:
@@ -222,7 +259,9 @@ def download(gateway: Gateway, job_id: str, output_id: str, ca_file: Path) -> by
         raise DemoError(f"GET {shown} answered {err.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise DemoError(f"GET {shown} failed: {_reason(exc)}") from None
-    gateway.out.write(f"  GET {shown} → {status}  ({_size(len(data))}, no bearer token: the SAS is the permission)\n")
+    gateway.out.write(
+        f"  GET {shown} → {status}  ({_size(len(data))}, no bearer token: the SAS is the permission)\n"
+    )
     return data
 
 
@@ -233,9 +272,16 @@ def open_excel(out: TextIO, data: bytes, path: Path) -> Path:
     path.write_bytes(data)
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
     out.write(f"    saved {_shown_path(path)} ({len(rows) - 1} rows); the first ones:\n")
-    widths = [max(len(row[i]) for row in rows[: SHOWN_ROWS + 1] if i < len(row)) for i in range(len(rows[0]))]
+    widths = [
+        max(len(row[i]) for row in rows[: SHOWN_ROWS + 1] if i < len(row))
+        for i in range(len(rows[0]))
+    ]
     for row in rows[: SHOWN_ROWS + 1]:
-        out.write("      " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=False)) + "\n")
+        out.write(
+            "      "
+            + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=False))
+            + "\n"
+        )
     out.write(f"    {_mixed(rows)}\n")
     return path
 
@@ -243,8 +289,15 @@ def open_excel(out: TextIO, data: bytes, path: Path) -> Path:
 # --- the command -----------------------------------------------------------------------------------------------
 
 
-def run(url: str, token: Callable[[], str], downloads: Path, ca_file: Path, out: TextIO, err: TextIO,
-        **options: float) -> int:
+def run(
+    url: str,
+    token: Callable[[], str],
+    downloads: Path,
+    ca_file: Path,
+    out: TextIO,
+    err: TextIO,
+    **options: float,
+) -> int:
     """The demo as a command: 0 and the CSV's path last, or 1 and one line on `err` saying why it stopped."""
     try:
         path = play(url, token, downloads, ca_file, out, **options)
@@ -322,4 +375,6 @@ def _mixed(rows: list[list[str]]) -> str:
         return "(no rows)"
     mixed = next((t for t, m in series if m >= 0.95), None)
     when = f"95 % mixed at t = {mixed:.2f} s" if mixed is not None else "not yet 95 % mixed"
-    return f"mixing index {series[0][1]:.2f} → {series[-1][1]:.3f} over {series[-1][0]:.1f} s; {when}"
+    return (
+        f"mixing index {series[0][1]:.2f} → {series[-1][1]:.3f} over {series[-1][0]:.1f} s; {when}"
+    )

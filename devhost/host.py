@@ -58,11 +58,21 @@ def unsupported_binding(function: IndexedFunction) -> str | None:
 class DevHost:
     """A local Functions host for one FunctionApp."""
 
-    def __init__(self, app_ref: str | Any = "function_app:app", root: Path | str = ".", port: int = 7071, *,
-                 host: str = "127.0.0.1", host_json: Path | Mapping[str, Any] | None = None,
-                 settings: Mapping[str, str] | None = None, load_settings: bool = True,
-                 queues: bool = True, timers: bool = True, route_order: RouteOrder = "host",
-                 dev_sign_in: bool = True) -> None:
+    def __init__(
+        self,
+        app_ref: str | Any = "function_app:app",
+        root: Path | str = ".",
+        port: int = 7071,
+        *,
+        host: str = "127.0.0.1",
+        host_json: Path | Mapping[str, Any] | None = None,
+        settings: Mapping[str, str] | None = None,
+        load_settings: bool = True,
+        queues: bool = True,
+        timers: bool = True,
+        route_order: RouteOrder = "host",
+        dev_sign_in: bool = True,
+    ) -> None:
         self.app_ref = app_ref
         self.root = Path(root).resolve()
         self.bind = (host, port)
@@ -71,7 +81,9 @@ class DevHost:
         self._load_settings = load_settings
         self._enabled = {"queueTrigger": queues, "timerTrigger": timers}
         self._route_order = route_order
-        self._dev_sign_in = dev_sign_in  # devhost's own /dev/sign-in (devhost/signin.py), never in the app
+        self._dev_sign_in = (
+            dev_sign_in  # devhost's own /dev/sign-in (devhost/signin.py), never in the app
+        )
         self.config = HostConfig()
         self.functions: tuple[IndexedFunction, ...] = ()
         self.function_errors: dict[str, str] = {}
@@ -113,8 +125,12 @@ class DevHost:
     def __enter__(self) -> DevHost:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # -- what is being served -----------------------------------------------------------------------------------
@@ -154,7 +170,9 @@ class DevHost:
     def _prepare(self) -> None:
         self._apply_settings()
         host_json = self._host_json
-        self.config = load_host_config(Path(host_json) if isinstance(host_json, str | Path) else host_json)
+        self.config = load_host_config(
+            Path(host_json) if isinstance(host_json, str | Path) else host_json
+        )
         app = load_app(self.app_ref, self.root) if isinstance(self.app_ref, str) else self.app_ref
         self.functions = index_functions(app)
         if self._dev_sign_in:
@@ -190,16 +208,26 @@ class DevHost:
 
     def _start_http(self) -> None:
         self._server = FunctionsHTTPServer(self.bind, self.routes, self._invoker)
-        thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                  name="devhost-http", daemon=True)
+        thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="devhost-http",
+            daemon=True,
+        )
         thread.start()
 
     def _start_pumps(self) -> None:
         makers: dict[str, Callable[[IndexedFunction], QueuePump | TimerPump]] = {
-            "queueTrigger": self._queue_pump, "timerTrigger": self._timer_pump}
+            "queueTrigger": self._queue_pump,
+            "timerTrigger": self._timer_pump,
+        }
         for fn in self.functions:
             make = makers.get(fn.trigger_type)
-            if make is None or fn.name in self.function_errors or not self._enabled[fn.trigger_type]:
+            if (
+                make is None
+                or fn.name in self.function_errors
+                or not self._enabled[fn.trigger_type]
+            ):
                 continue
             try:
                 pump = make(fn)
@@ -210,11 +238,18 @@ class DevHost:
             self._pumps.append(pump)
 
     def _queue_pump(self, function: IndexedFunction) -> QueuePump:
-        return QueuePump(resolve_binding(function, os.environ), self.config.queues, self._invoker, self._ca_path())
+        return QueuePump(
+            resolve_binding(function, os.environ),
+            self.config.queues,
+            self._invoker,
+            self._ca_path(),
+        )
 
     def _timer_pump(self, function: IndexedFunction) -> TimerPump:
         schedule = resolve_schedule(function, os.environ)
-        schedule.next_after(datetime.now())  # a schedule that never fires is an error now, not in the timer thread
+        schedule.next_after(
+            datetime.now()
+        )  # a schedule that never fires is an error now, not in the timer thread
         return TimerPump(function, schedule, self._invoker)
 
     def _ca_path(self) -> str | None:

@@ -95,12 +95,19 @@ def misdirected(allowed: Iterable[str]) -> Reply:
     return Reply(421, [("Content-Type", "text/plain; charset=utf-8")], text.encode())
 
 
-def build_request(method: str, url: str, headers: Iterable[tuple[str, str]], match: RouteMatch,
-                  body: bytes) -> func.HttpRequest:
+def build_request(
+    method: str, url: str, headers: Iterable[tuple[str, str]], match: RouteMatch, body: bytes
+) -> func.HttpRequest:
     """The `func.HttpRequest` the worker would build for this request."""
     query = urllib.parse.urlsplit(url).query
-    return func.HttpRequest(method, url, headers=join_headers(headers), params=query_params(query),
-                            route_params=dict(match.params), body=body)
+    return func.HttpRequest(
+        method,
+        url,
+        headers=join_headers(headers),
+        params=query_params(query),
+        route_params=dict(match.params),
+        body=body,
+    )
 
 
 def join_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -126,7 +133,11 @@ def to_reply(result: Any, function: str) -> Reply:
     if isinstance(result, str):
         result = func.HttpResponse(result)
     if not isinstance(result, func.HttpResponse):
-        log.error("%s returned %s, not an HttpResponse or str: answering 500", function, type(result).__name__)
+        log.error(
+            "%s returned %s, not an HttpResponse or str: answering 500",
+            function,
+            type(result).__name__,
+        )
         return Reply(500, [], function=function)
     return Reply(result.status_code, response_headers(result), result.get_body(), function)
 
@@ -136,7 +147,9 @@ def response_headers(resp: func.HttpResponse) -> list[tuple[str, str]]:
     pairs = [(str(k), str(v)) for k, v in resp.headers.items() if str(k).lower() not in _FRAMING]
     if not any(k.lower() == "content-type" for k, _ in pairs):
         mimetype = resp.mimetype
-        content_type = f"{mimetype}; charset={resp.charset}" if mimetype.startswith("text/") else mimetype
+        content_type = (
+            f"{mimetype}; charset={resp.charset}" if mimetype.startswith("text/") else mimetype
+        )
         pairs.append(("Content-Type", content_type))
     return pairs
 
@@ -208,8 +221,14 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         reply = self._handle()
         self._write(reply)
-        log.info("%s %s -> %d (%s, %.1f ms)", self.command, self.path, reply.status, reply.function,
-                 (time.monotonic() - started) * 1000)
+        log.info(
+            "%s %s -> %d (%s, %.1f ms)",
+            self.command,
+            self.path,
+            reply.status,
+            reply.function,
+            (time.monotonic() - started) * 1000,
+        )
 
     def __getattr__(self, name: str) -> Any:
         # http.server looks up do_<METHOD> and answers 501 when there is none; every method goes through routing
@@ -257,7 +276,9 @@ class _Handler(BaseHTTPRequestHandler):
         """None when the request is addressed to this server; 400 without one Host, 421 for another host."""
         sent = self.headers.get_all("Host") or []
         if len(sent) != 1:
-            return empty(400)  # as Kestrel answers an HTTP/1.1 request with no Host, or with several
+            return empty(
+                400
+            )  # as Kestrel answers an HTTP/1.1 request with no Host, or with several
         allowed = allowed_hosts(self.server.host, self.server.port)
         named = [sent[0].strip().lower()]
         target = urllib.parse.urlsplit(self.path)

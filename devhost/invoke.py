@@ -39,11 +39,15 @@ class Invoker:
         """Start the loop thread and the pool."""
         loop = asyncio.new_event_loop()
         ready = threading.Event()
-        thread = threading.Thread(target=self._run_loop, args=(loop, ready), name="devhost-asyncio", daemon=True)
+        thread = threading.Thread(
+            target=self._run_loop, args=(loop, ready), name="devhost-asyncio", daemon=True
+        )
         thread.start()
         ready.wait()
         self._loop, self._loop_thread = loop, thread
-        self._pool = ThreadPoolExecutor(max_workers=_sync_workers(), thread_name_prefix="devhost-sync")
+        self._pool = ThreadPoolExecutor(
+            max_workers=_sync_workers(), thread_name_prefix="devhost-sync"
+        )
 
     @staticmethod
     def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
@@ -68,7 +72,9 @@ class Invoker:
             try:
                 asyncio.run_coroutine_threadsafe(_cancel_pending(), loop).result(timeout=10)
             except TimeoutError:
-                log.warning("async work did not finish within 10 s of cancellation; closing the loop anyway")
+                log.warning(
+                    "async work did not finish within 10 s of cancellation; closing the loop anyway"
+                )
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
             loop.close()

@@ -28,7 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.storage.queue import QueueClient
 from azure.storage.queue import QueueMessage as SdkQueueMessage
@@ -73,7 +78,9 @@ def resolve_binding(function: IndexedFunction, env: Mapping[str, str]) -> QueueB
         raise BindingError(f"{function.name}: {exc}") from exc
     if not _QUEUE_NAME.match(name):
         raise BindingError(f"{function.name}: {name!r} is not a valid queue name")
-    return QueueBinding(function, name, connection_string(str(trigger.get("connection") or ""), env))
+    return QueueBinding(
+        function, name, connection_string(str(trigger.get("connection") or ""), env)
+    )
 
 
 def connection_string(setting: str, env: Mapping[str, str]) -> str:
@@ -82,8 +89,10 @@ def connection_string(setting: str, env: Mapping[str, str]) -> str:
     for candidate in (f"AzureWebJobs{name}", name):
         if env.get(candidate):
             return env[candidate]
-    raise BindingError(f"storage connection {setting or 'AzureWebJobsStorage'!r} is not set "
-                       f"(looked for AzureWebJobs{name} and {name})")
+    raise BindingError(
+        f"storage connection {setting or 'AzureWebJobsStorage'!r} is not set "
+        f"(looked for AzureWebJobs{name} and {name})"
+    )
 
 
 def decode_body(content: str, encoding: str) -> bytes:
@@ -105,30 +114,57 @@ def dequeues(msg: SdkQueueMessage) -> int:
 def to_function_message(msg: SdkQueueMessage, body: bytes) -> FuncQueueMessage:
     """The `azure.functions.queue.QueueMessage` the worker builds from a received message."""
     make = cast(Any, FuncQueueMessage)  # its __init__ is unannotated
-    return cast(FuncQueueMessage, make(
-        id=msg.id, body=body, dequeue_count=msg.dequeue_count, insertion_time=msg.inserted_on,
-        expiration_time=msg.expires_on, time_next_visible=msg.next_visible_on, pop_receipt=msg.pop_receipt))
+    return cast(
+        FuncQueueMessage,
+        make(
+            id=msg.id,
+            body=body,
+            dequeue_count=msg.dequeue_count,
+            insertion_time=msg.inserted_on,
+            expiration_time=msg.expires_on,
+            time_next_visible=msg.next_visible_on,
+            pop_receipt=msg.pop_receipt,
+        ),
+    )
 
 
 class QueuePump:
     """Feeds one queue-triggered function from its queue until stopped."""
 
-    def __init__(self, binding: QueueBinding, options: QueueOptions, invoker: Invoker,
-                 ca_path: str | None = None) -> None:
+    def __init__(
+        self,
+        binding: QueueBinding,
+        options: QueueOptions,
+        invoker: Invoker,
+        ca_path: str | None = None,
+    ) -> None:
         self.binding = binding
         self.options = options
         self._invoker = invoker
         # The storage SDK's default retries back off 15 s and more; the pump's own polling already retries.
-        kwargs = {**client_kwargs(ca_path), "retry_total": 2, "initial_backoff": 1, "increment_base": 2}
-        self._queue = QueueClient.from_connection_string(binding.connection_string, binding.queue_name, **kwargs)
-        self._poison = QueueClient.from_connection_string(binding.connection_string, binding.poison_name, **kwargs)
+        kwargs = {
+            **client_kwargs(ca_path),
+            "retry_total": 2,
+            "initial_backoff": 1,
+            "increment_base": 2,
+        }
+        self._queue = QueueClient.from_connection_string(
+            binding.connection_string, binding.queue_name, **kwargs
+        )
+        self._poison = QueueClient.from_connection_string(
+            binding.connection_string, binding.poison_name, **kwargs
+        )
         self._threshold = options.batch_threshold()
-        self._workers = ThreadPoolExecutor(options.batch_size + self._threshold,
-                                           thread_name_prefix=f"devhost-queue-{binding.function.name}")
+        self._workers = ThreadPoolExecutor(
+            options.batch_size + self._threshold,
+            thread_name_prefix=f"devhost-queue-{binding.function.name}",
+        )
         self._in_flight = 0
         self._cond = threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"devhost-pump-{binding.function.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"devhost-pump-{binding.function.name}", daemon=True
+        )
         self._failing = False
         self._queues_ready = False
 
@@ -140,7 +176,9 @@ class QueuePump:
     def start(self) -> None:
         """Create the queues (so a producer can send as soon as the host is up), then poll in the background."""
         try:
-            self._ensure_queues(retry_total=0)  # fail fast when storage is down; the poll loop retries
+            self._ensure_queues(
+                retry_total=0
+            )  # fail fast when storage is down; the poll loop retries
         except AzureError as exc:
             self._storage_trouble(exc)
         self._thread.start()
@@ -155,10 +193,14 @@ class QueuePump:
         """Stop polling and wait up to `grace` seconds for running messages to finish."""
         self.signal_stop()
         self._thread.join(timeout=grace)
-        self._workers.shutdown(wait=False)  # queued messages still run and settle; none wait in practice
+        self._workers.shutdown(
+            wait=False
+        )  # queued messages still run and settle; none wait in practice
         with self._cond:
             if not self._cond.wait_for(lambda: self._in_flight == 0, timeout=grace):
-                log.warning("%s: %d message(s) still running at shutdown", self.name, self._in_flight)
+                log.warning(
+                    "%s: %d message(s) still running at shutdown", self.name, self._in_flight
+                )
         if not self._thread.is_alive():  # a stuck poll still holds the clients
             self._queue.close()
             self._poison.close()
@@ -174,7 +216,9 @@ class QueuePump:
                 self._dispatch(messages)
                 continue
             self._stop.wait(delay)
-            delay = min(delay * 2, max(self.options.max_polling_interval.total_seconds(), MIN_POLL_SECONDS))
+            delay = min(
+                delay * 2, max(self.options.max_polling_interval.total_seconds(), MIN_POLL_SECONDS)
+            )
 
     def _poll(self) -> list[SdkQueueMessage]:
         if not self._wait_for_capacity():
@@ -182,13 +226,21 @@ class QueuePump:
         try:
             self._ensure_queues(retry_total=0)
             batch = self.options.batch_size
-            messages = list(self._queue.receive_messages(
-                messages_per_page=batch, max_messages=batch, visibility_timeout=LEASE_SECONDS, retry_total=0))
+            messages = list(
+                self._queue.receive_messages(
+                    messages_per_page=batch,
+                    max_messages=batch,
+                    visibility_timeout=LEASE_SECONDS,
+                    retry_total=0,
+                )
+            )
         except AzureError as exc:
             self._storage_trouble(exc)
             return []
         except Exception:
-            log.exception("%s: unexpected error while polling %s", self.name, self.binding.queue_name)
+            log.exception(
+                "%s: unexpected error while polling %s", self.name, self.binding.queue_name
+            )
             return []
         self._failing = False
         return messages
@@ -250,9 +302,13 @@ class QueuePump:
             log.error("%s: message %s: %s", self.name, msg.id, exc)
             return False
         try:
-            self._invoker.call(fn.user_function, {str(fn.trigger["name"]): to_function_message(msg, body)})
+            self._invoker.call(
+                fn.user_function, {str(fn.trigger["name"]): to_function_message(msg, body)}
+            )
         except Exception:
-            log.exception("%s: message %s (dequeue count %d) failed", self.name, msg.id, dequeues(msg))
+            log.exception(
+                "%s: message %s (dequeue count %d) failed", self.name, msg.id, dequeues(msg)
+            )
             return False
         return True
 
@@ -261,7 +317,12 @@ class QueuePump:
             self._to_poison(msg, f"failed {dequeues(msg)} time(s)")
             return
         seconds = max(0, round(self.options.visibility_timeout.total_seconds()))
-        self._settle(self._queue.update_message, msg.id, pop_receipt=msg.pop_receipt, visibility_timeout=seconds)
+        self._settle(
+            self._queue.update_message,
+            msg.id,
+            pop_receipt=msg.pop_receipt,
+            visibility_timeout=seconds,
+        )
         self._log(msg, f"failed; visible again in {seconds} s")
 
     def _to_poison(self, msg: SdkQueueMessage, why: str) -> None:
@@ -281,4 +342,6 @@ class QueuePump:
             log.debug("%s: pop receipt mismatch; someone else owns the message now", self.name)
 
     def _log(self, msg: SdkQueueMessage, outcome: str, level: int = logging.INFO) -> None:
-        log.log(level, "%s: message %s (dequeue count %d) %s", self.name, msg.id, dequeues(msg), outcome)
+        log.log(
+            level, "%s: message %s (dequeue count %d) %s", self.name, msg.id, dequeues(msg), outcome
+        )

@@ -62,7 +62,7 @@ class IndexedFunction:
 
     @property
     def trigger_type(self) -> str:
-        """"httpTrigger", "queueTrigger", "timerTrigger", ..."""
+        """ "httpTrigger", "queueTrigger", "timerTrigger", ..."""
         return str(self.trigger["type"])
 
     @property
@@ -102,7 +102,9 @@ def _get_functions(app: Any) -> list[Any]:
 def _to_indexed(function: Any) -> IndexedFunction:
     # function.json is exactly what the worker reports to the host, enums already turned into strings.
     bindings = json.loads(function.get_function_json())["bindings"]
-    return IndexedFunction(function.get_function_name(), tuple(bindings), function.get_user_function())
+    return IndexedFunction(
+        function.get_function_name(), tuple(bindings), function.get_user_function()
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -161,7 +163,11 @@ class RouteTemplate:
 
 def parse_template(text: str) -> RouteTemplate:
     """Parse a route template such as "job/{job_id:guid}/output/{*path}"."""
-    segments = tuple(_parse_segment(s, text) for s in text.strip("/").split("/")) if text.strip("/") else ()
+    segments = (
+        tuple(_parse_segment(s, text) for s in text.strip("/").split("/"))
+        if text.strip("/")
+        else ()
+    )
     params = tuple(p for seg in segments for p in seg if isinstance(p, Param))
     names = [p.name.lower() for p in params]
     if len(names) != len(set(names)):
@@ -173,7 +179,9 @@ def parse_template(text: str) -> RouteTemplate:
 def _check_catch_all_last(segments: Sequence[tuple[Part, ...]], text: str) -> None:
     for seg in segments[:-1]:
         if any(isinstance(p, Param) and p.catch_all for p in seg):
-            raise RouteTemplateError(f"route {text!r}: a catch-all parameter must be the last segment")
+            raise RouteTemplateError(
+                f"route {text!r}: a catch-all parameter must be the last segment"
+            )
 
 
 _TOKEN = re.compile(r"\{([^{}]*)\}")
@@ -186,7 +194,7 @@ def _parse_segment(segment: str, text: str) -> tuple[Part, ...]:
     pos = 0
     for m in _TOKEN.finditer(segment):
         if m.start() > pos:
-            parts.append(segment[pos:m.start()])
+            parts.append(segment[pos : m.start()])
         parts.append(_parse_param(m.group(1), text))
         pos = m.end()
     if pos < len(segment):
@@ -200,7 +208,9 @@ def _parse_segment(segment: str, text: str) -> tuple[Part, ...]:
 def _check_complex_segment(parts: Sequence[Part], text: str) -> None:
     params = [p for p in parts if isinstance(p, Param)]
     if len(parts) > 1 and any(p.optional or p.catch_all or p.default is not None for p in params):
-        raise RouteTemplateError(f"route {text!r}: optional and catch-all parameters need a segment of their own")
+        raise RouteTemplateError(
+            f"route {text!r}: optional and catch-all parameters need a segment of their own"
+        )
     if any(isinstance(a, Param) and isinstance(b, Param) for a, b in itertools.pairwise(parts)):
         raise RouteTemplateError(f"route {text!r}: two parameters need a literal between them")
 
@@ -248,7 +258,9 @@ def _segment_regex(seg: tuple[Part, ...], groups: Iterator[int]) -> str:
             return f"(?:/(?P<{group}>[^/]+))?"
         return f"/(?P<{group}>[^/]+)"
     # Greedy parameters give the right-most parameter the shortest value, as ASP.NET's right-to-left match does.
-    return "/" + "".join(re.escape(p) if isinstance(p, str) else f"(?P<p{next(groups)}>[^/]+)" for p in seg)
+    return "/" + "".join(
+        re.escape(p) if isinstance(p, str) else f"(?P<p{next(groups)}>[^/]+)" for p in seg
+    )
 
 
 def _precedence_digit(seg: tuple[Part, ...]) -> int:
@@ -308,7 +320,9 @@ def _numeric_args(name: str, n: list[int]) -> Validator | None:
         "range": lambda: lambda v: long_ok(v) and n[0] <= int(v) <= n[1],
         "minlength": lambda: lambda v: len(v) >= n[0],
         "maxlength": lambda: lambda v: len(v) <= n[0],
-        "length": lambda: (lambda v: len(v) == n[0]) if len(n) == 1 else (lambda v: n[0] <= len(v) <= n[1]),
+        "length": lambda: (
+            (lambda v: len(v) == n[0]) if len(n) == 1 else (lambda v: n[0] <= len(v) <= n[1])
+        ),
     }
     make = table.get(name)
     return make() if make else None
@@ -393,11 +407,15 @@ def route_for(function: IndexedFunction, prefix: str) -> Route:
 class RouteTable:
     """The app's HTTP routes in the order the host tries them."""
 
-    def __init__(self, functions: Iterable[IndexedFunction], prefix: str = "api", order: RouteOrder = "host"):
+    def __init__(
+        self, functions: Iterable[IndexedFunction], prefix: str = "api", order: RouteOrder = "host"
+    ):
         routes = [route_for(f, prefix) for f in functions if f.trigger_type == "httpTrigger"]
         self.prefix = prefix.strip("/")
         self.order = order
-        self.routes: tuple[Route, ...] = tuple(sorted(routes, key=_host_key if order == "host" else _aspnet_key))
+        self.routes: tuple[Route, ...] = tuple(
+            sorted(routes, key=_host_key if order == "host" else _aspnet_key)
+        )
         self._by_precedence = tuple(sorted(routes, key=_aspnet_key))
         self._warned: set[tuple[str, str]] = set()
         _warn_duplicates(self.routes)
@@ -420,8 +438,13 @@ class RouteTable:
             log.warning(
                 "%s %s went to %s (%s), not the more specific %s (%s): the Functions host tries routes in "
                 "function-name order, not by ASP.NET precedence (Azure/azure-functions-host#9876)",
-                method, path, found.function.name, found.route.template.text,
-                best.function.name, best.route.template.text)
+                method,
+                path,
+                found.function.name,
+                found.route.template.text,
+                best.function.name,
+                best.route.template.text,
+            )
 
 
 def _first_match(routes: Iterable[Route], method: str, path: str) -> RouteMatch | Miss:
@@ -448,8 +471,13 @@ def _warn_duplicates(routes: Sequence[Route]) -> None:
         for earlier in routes[:i]:
             same = earlier.template.text.lower() == later.template.text.lower()
             if same and _methods_overlap(earlier.methods, later.methods):
-                log.warning("%s and %s share the route %r and a method; %s never sees those requests",
-                            earlier.function.name, later.function.name, later.template.text, later.function.name)
+                log.warning(
+                    "%s and %s share the route %r and a method; %s never sees those requests",
+                    earlier.function.name,
+                    later.function.name,
+                    later.template.text,
+                    later.function.name,
+                )
 
 
 def _methods_overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:

@@ -152,12 +152,16 @@ def _queue_options_from(q: Mapping[str, Any]) -> QueueOptions:
     defaults = QueueOptions()
     encoding = str(q.get("messageEncoding", defaults.message_encoding)).lower()
     if encoding not in ("base64", "none"):
-        raise SettingsError(f"host.json queues.messageEncoding must be base64 or none, not {encoding!r}")
+        raise SettingsError(
+            f"host.json queues.messageEncoding must be base64 or none, not {encoding!r}"
+        )
     threshold = q.get("newBatchThreshold")
     return QueueOptions(
         max_dequeue_count=int(q.get("maxDequeueCount", defaults.max_dequeue_count)),
         visibility_timeout=_timespan_or(q.get("visibilityTimeout"), defaults.visibility_timeout),
-        max_polling_interval=_timespan_or(q.get("maxPollingInterval"), defaults.max_polling_interval),
+        max_polling_interval=_timespan_or(
+            q.get("maxPollingInterval"), defaults.max_polling_interval
+        ),
         batch_size=int(q.get("batchSize", defaults.batch_size)),
         new_batch_threshold=None if threshold is None else int(threshold),
         message_encoding=encoding,

@@ -98,8 +98,14 @@ def make_self_signed_cert(cert_path: Path, key_path: Path, days: int = CERT_DAYS
     """Make a self-signed TLS certificate for localhost/127.0.0.1 that is its own CA (a trust anchor for clients)."""
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _build_cert(key, days)
-    write_private(key_path, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    write_private(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
     cert_path.parent.mkdir(parents=True, exist_ok=True)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
@@ -130,13 +136,22 @@ def _build_cert(key: ec.EllipticCurvePrivateKey, days: int) -> x509.Certificate:
 
 def _san() -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))])
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
+    )
 
 
 def _key_usage() -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False)
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def cert_is_fresh(cert_path: Path, renew_before: dt.timedelta = CERT_RENEW_BEFORE) -> bool:
@@ -180,16 +195,26 @@ def public_path(private: Path) -> Path:
 def make_ssh_key(path: Path, comment: str) -> None:
     """Make an Ed25519 key pair in OpenSSH format: `path` (0600) and `path.pub`."""
     key = ed25519.Ed25519PrivateKey.generate()
-    write_private(path, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    write_private(
+        path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     public_path(path).write_bytes(public + f" {comment}\n".encode())
 
 
 def read_public_key(private: Path) -> str:
-    """"ssh-ed25519 AAAA..." (type and key, no comment) of the private key file `private`."""
+    """ "ssh-ed25519 AAAA..." (type and key, no comment) of the private key file `private`."""
     key = serialization.load_ssh_private_key(private.read_bytes(), password=None)
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     return public.decode()
 
 
@@ -232,8 +257,12 @@ def simulator_target(root: Path) -> dict[str, object]:
     """A target (core/targets.py shape) reaching the embedded simulator of the checkout at `root`."""
     public = read_public_key(root / SIMULATOR_HOST_KEY)
     return {
-        "host": SIMULATOR_HOST, "port": SIMULATOR_PORT, "user": current_user(), "key_file": str(CLIENT_KEY),
-        "known_hosts": known_hosts_line(SIMULATOR_HOST, SIMULATOR_PORT, public), "scheduler": "direct",
+        "host": SIMULATOR_HOST,
+        "port": SIMULATOR_PORT,
+        "user": current_user(),
+        "key_file": str(CLIENT_KEY),
+        "known_hosts": known_hosts_line(SIMULATOR_HOST, SIMULATOR_PORT, public),
+        "scheduler": "direct",
         "base_dir": str((root / SIMULATOR_JOBS).resolve()),
     }
 
@@ -241,7 +270,11 @@ def simulator_target(root: Path) -> dict[str, object]:
 def find_openfoam(places: Sequence[str] | None = None) -> Path | None:
     """The etc/bashrc of an installed OpenFOAM: the one already loaded ($WM_PROJECT_DIR), else the first of
     `places` (globs, OPENFOAM_PLACES by default; of several matches the newest-named) that exists; or None."""
-    found = [Path(os.environ["WM_PROJECT_DIR"]) / "etc/bashrc"] if os.environ.get("WM_PROJECT_DIR") else []
+    found = (
+        [Path(os.environ["WM_PROJECT_DIR"]) / "etc/bashrc"]
+        if os.environ.get("WM_PROJECT_DIR")
+        else []
+    )
     for place in OPENFOAM_PLACES if places is None else places:
         found += sorted((Path(p) for p in glob.glob(os.path.expanduser(place))), reverse=True)
     # Absolute but not resolved: the bashrc finds its project folder from the path it is loaded by.
@@ -268,19 +301,31 @@ def embedded_target(root: Path, existing: object, openfoam: Path | None) -> dict
     lines, options, provides, any other key) is kept as you left it.
     """
     entry = existing if isinstance(existing, dict) else {}
-    target = {**simulator_target(root), **{k: v for k, v in entry.items() if k not in SIMULATOR_IDENTITY}}
+    target = {
+        **simulator_target(root),
+        **{k: v for k, v in entry.items() if k not in SIMULATOR_IDENTITY},
+    }
     setup, provides = entry.get("setup", []), entry.get("provides", [])
     if not (_strings(setup) and _strings(provides)):
-        return target  # not set-up's to mend: the gateway names the bad field when it reads the file
+        return (
+            target  # not set-up's to mend: the gateway names the bad field when it reads the file
+        )
     yours = [line for line in setup if not line.rstrip().endswith(GENERATED_MARK)]
     ours_before = len(yours) < len(setup)
     if OPENFOAM in provides and not ours_before:
-        return {**target, "setup": setup, "provides": provides}  # an OpenFOAM of your own: set-up keeps out of it
+        return {
+            **target,
+            "setup": setup,
+            "provides": provides,
+        }  # an OpenFOAM of your own: set-up keeps out of it
     if openfoam is None:
         return {**target, "setup": yours, "provides": [p for p in provides if p != OPENFOAM]}
     # First: your lines may build on OpenFOAM's environment.
-    return {**target, "setup": [openfoam_setup_line(openfoam), *yours],
-            "provides": provides if OPENFOAM in provides else [*provides, OPENFOAM]}
+    return {
+        **target,
+        "setup": [openfoam_setup_line(openfoam), *yours],
+        "provides": provides if OPENFOAM in provides else [*provides, OPENFOAM],
+    }
 
 
 def _strings(value: object) -> bool:
@@ -298,15 +343,21 @@ def _read_targets(root: Path) -> dict[str, object]:
 def _wanted_targets(root: Path, openfoam: Path | None) -> dict[str, object]:
     """The targets file as this set-up leaves it: other targets as they are, ours brought up to date."""
     targets = _read_targets(root)
-    return {**targets, **{name: embedded_target(root, targets.get(name), openfoam) for name in SIMULATOR_TARGETS}}
+    return {
+        **targets,
+        **{name: embedded_target(root, targets.get(name), openfoam) for name in SIMULATOR_TARGETS},
+    }
 
 
 def _write_targets(root: Path) -> None:
     openfoam = find_openfoam()
     targets = _wanted_targets(root, openfoam)
     if openfoam is None:
-        log.warning("set-up: OpenFOAM not found (%s): the cases that need it show as unavailable; install it "
-                    "(`make test` as root does) and start again", ", ".join(OPENFOAM_PLACES))
+        log.warning(
+            "set-up: OpenFOAM not found (%s): the cases that need it show as unavailable; install it "
+            "(`make test` as root does) and start again",
+            ", ".join(OPENFOAM_PLACES),
+        )
     else:
         log.info("set-up: the simulator targets load OpenFOAM from %s", openfoam)
     (root / TARGETS_FILE).write_text(json.dumps(targets, indent=2) + "\n")
@@ -315,21 +366,35 @@ def _write_targets(root: Path) -> None:
 def _targets_are_current(root: Path) -> bool:
     # Rewritten only when something set-up owns has changed (the simulator's host key, the user, where it listens,
     # an OpenFOAM installed or removed): what a developer changed in the entries is theirs and stays either way.
-    return (root / TARGETS_FILE).is_file() and _read_targets(root) == _wanted_targets(root, find_openfoam())
+    return (root / TARGETS_FILE).is_file() and _read_targets(root) == _wanted_targets(
+        root, find_openfoam()
+    )
 
 
 # The embedded simulator's keys, sandbox and the targets that reach it (in this order: each needs the one before).
 SIMULATOR_STEPS: tuple[Step, ...] = (
-    Step("simulator SSH host key", (SIMULATOR_HOST_KEY, public_path(SIMULATOR_HOST_KEY)), _make_simulator_host_key),
-    Step("gateway SSH client key", (CLIENT_KEY, AUTHORIZED_KEYS), _make_client_key,
-         is_fresh=_client_key_is_authorized),
+    Step(
+        "simulator SSH host key",
+        (SIMULATOR_HOST_KEY, public_path(SIMULATOR_HOST_KEY)),
+        _make_simulator_host_key,
+    ),
+    Step(
+        "gateway SSH client key",
+        (CLIENT_KEY, AUTHORIZED_KEYS),
+        _make_client_key,
+        is_fresh=_client_key_is_authorized,
+    ),
     Step("simulator sandbox", (SIMULATOR_JOBS,), _make_simulator_dirs),
     Step("simulator targets", (TARGETS_FILE,), _write_targets, is_fresh=_targets_are_current),
 )
 
 STEPS: tuple[Step, ...] = (
-    Step("Azurite TLS certificate", (CERT_FILE, KEY_FILE), _make_azurite_cert,
-         is_fresh=lambda root: cert_is_fresh(root / CERT_FILE)),
+    Step(
+        "Azurite TLS certificate",
+        (CERT_FILE, KEY_FILE),
+        _make_azurite_cert,
+        is_fresh=lambda root: cert_is_fresh(root / CERT_FILE),
+    ),
     Step(LOCAL_SETTINGS, (Path(LOCAL_SETTINGS),), _copy_local_settings),
     Step("Azurite data folder", (AZURITE_DIR,), _make_azurite_dir),
     Step("development token signing key", (SIGNING_KEY, JWKS_FILE), _make_signing_key),
@@ -349,4 +414,3 @@ def run_setup(root: Path, steps: Sequence[Step] = STEPS) -> list[StepResult]:
         step.make(root)
         results.append(StepResult(step.name, ran=True))
     return results
-

@@ -33,10 +33,17 @@ USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 @app.route(route="dev/sign-in", methods=["GET"])
 def dev_sign_in_page(req: func.HttpRequest) -> func.HttpResponse:
     """The sign-in form."""
-    return func.HttpResponse(PAGE, mimetype="text/html", headers={
-        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-        "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                                   "img-src data:; frame-ancestors 'none'; form-action 'self'"})
+    return func.HttpResponse(
+        PAGE,
+        mimetype="text/html",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+            "img-src data:; frame-ancestors 'none'; form-action 'self'",
+        },
+    )
 
 
 @app.function_name("dev_sign_in")
@@ -51,18 +58,44 @@ def dev_sign_in(req: func.HttpRequest) -> func.HttpResponse:
         body = None
     user = body.get("user") if isinstance(body, dict) else None
     if not isinstance(user, str) or not USER.fullmatch(user):
-        return _answer(422, {"title": "Invalid body", "detail": "user: 1 to 64 letters, digits or . _ @ -",
-                             "errors": [{"name": "user", "in": "body", "detail": "is not a user name"}]})
+        return _answer(
+            422,
+            {
+                "title": "Invalid body",
+                "detail": "user: 1 to 64 letters, digits or . _ @ -",
+                "errors": [{"name": "user", "in": "body", "detail": "is not a user name"}],
+            },
+        )
     # A JSON boolean only: bool() would make the strings "false" and "0" admins.
     admin = body.get("admin", False)  # body is a dict: the user check above needs one
     if not isinstance(admin, bool):
-        return _answer(422, {"title": "Invalid body", "detail": "admin: must be true or false (a JSON boolean)",
-                             "errors": [{"name": "admin", "in": "body", "detail": "must be true or false"}]})
+        return _answer(
+            422,
+            {
+                "title": "Invalid body",
+                "detail": "admin: must be true or false (a JSON boolean)",
+                "errors": [{"name": "admin", "in": "body", "detail": "must be true or false"}],
+            },
+        )
     env = os.environ.get
-    token = mint(signing_key(), user, admin=admin, ttl_seconds=TOKEN_HOURS * 3600,
-                 issuer=env("AUTH_ISSUER", DEV_ISSUER), audience=env("AUTH_AUDIENCE", DEV_AUDIENCE))
-    return _answer(200, {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_HOURS * 3600,
-                         "user": user, "admin": admin})
+    token = mint(
+        signing_key(),
+        user,
+        admin=admin,
+        ttl_seconds=TOKEN_HOURS * 3600,
+        issuer=env("AUTH_ISSUER", DEV_ISSUER),
+        audience=env("AUTH_AUDIENCE", DEV_AUDIENCE),
+    )
+    return _answer(
+        200,
+        {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_HOURS * 3600,
+            "user": user,
+            "admin": admin,
+        },
+    )
 
 
 def signing_key() -> Path:
@@ -72,8 +105,12 @@ def signing_key() -> Path:
 
 def _answer(status: int, body: dict[str, object]) -> func.HttpResponse:
     kind = "application/json" if status == 200 else "application/problem+json"
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=kind,
-                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=status,
+        mimetype=kind,
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 PAGE = """<!doctype html>

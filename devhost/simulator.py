@@ -74,8 +74,14 @@ class EmbeddedSimulator:
     running loop use `async with` (or `astart()`/`astop()`) instead. `port=0` picks a free port: read `port`.
     """
 
-    def __init__(self, root: Path, port: int = SIMULATOR_PORT, host: str = SIMULATOR_HOST, *,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int = SIMULATOR_PORT,
+        host: str = SIMULATOR_HOST,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.root = Path(root).resolve()
         self.host = host
         self._port = port
@@ -96,7 +102,7 @@ class EmbeddedSimulator:
 
     @property
     def address(self) -> str:
-        """"user@host:port", for the start-up banner."""
+        """ "user@host:port", for the start-up banner."""
         return f"{self.user}@{self.host}:{self.port}"
 
     # -- lifecycle from synchronous code ------------------------------------------------------------------------
@@ -104,10 +110,14 @@ class EmbeddedSimulator:
     def start(self) -> EmbeddedSimulator:
         """Start listening; returns once the port is open. `SimulatorError` when it cannot."""
         if self._loop is not None and _running_loop() is self._loop:
-            raise RuntimeError("EmbeddedSimulator.start() would block its own loop: use astart() (or async with)")
+            raise RuntimeError(
+                "EmbeddedSimulator.start() would block its own loop: use astart() (or async with)"
+            )
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, name="devhost-simulator", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="devhost-simulator", daemon=True
+            )
             self._thread.start()
         try:
             self._call(self.astart())
@@ -144,8 +154,12 @@ class EmbeddedSimulator:
     def __enter__(self) -> EmbeddedSimulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # -- lifecycle on a running loop ----------------------------------------------------------------------------
@@ -158,12 +172,22 @@ class EmbeddedSimulator:
         self.sandbox.mkdir(parents=True, exist_ok=True)
         try:
             self._acceptor = await asyncssh.listen(
-                self.host, self._port, server_host_keys=[str(host_key)], server_factory=self._server,
-                process_factory=self._sessions.run, sftp_factory=self._sftp, encoding=None,
-                allow_pty=False, agent_forwarding=False, x11_forwarding=False, config=None,
+                self.host,
+                self._port,
+                server_host_keys=[str(host_key)],
+                server_factory=self._server,
+                process_factory=self._sessions.run,
+                sftp_factory=self._sftp,
+                encoding=None,
+                allow_pty=False,
+                agent_forwarding=False,
+                x11_forwarding=False,
+                config=None,
             )
         except OSError as exc:
-            raise SimulatorError(f"cannot listen on {self.host}:{self._port}: {exc.strerror or exc}") from exc
+            raise SimulatorError(
+                f"cannot listen on {self.host}:{self._port}: {exc.strerror or exc}"
+            ) from exc
         log.info("simulator serving SSH at %s (sandbox %s)", self.address, self.sandbox)
 
     async def astop(self) -> None:
@@ -177,7 +201,9 @@ class EmbeddedSimulator:
             conn.close()
         await self._sessions.kill_all()
         if connections:
-            await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in connections], timeout=KILL_GRACE)
+            await asyncio.wait(
+                [asyncio.ensure_future(c.wait_closed()) for c in connections], timeout=KILL_GRACE
+            )
         if acceptor is not None:
             await acceptor.wait_closed()
 
@@ -185,8 +211,12 @@ class EmbeddedSimulator:
         await self.astart()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.astop()
 
     # -- per connection -----------------------------------------------------------------------------------------
@@ -208,7 +238,9 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 class _Server(asyncssh.SSHServer):
     """Authentication for one connection: public keys from authorized_keys, for one user name only."""
 
-    def __init__(self, user: str, authorized_keys: Path, connections: set[asyncssh.SSHServerConnection]) -> None:
+    def __init__(
+        self, user: str, authorized_keys: Path, connections: set[asyncssh.SSHServerConnection]
+    ) -> None:
         self._user = user
         self._authorized_keys = authorized_keys
         self._connections = connections
@@ -266,8 +298,13 @@ class _Sessions:
             return
         argv = [SHELL, "-c", process.command] if process.command is not None else [SHELL]
         child = await asyncio.create_subprocess_exec(
-            *argv, cwd=self._sandbox, env=self._env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True,  # its own group, so a kill takes its children
+            *argv,
+            cwd=self._sandbox,
+            env=self._env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own group, so a kill takes its children
         )
         self._running.add(child)
         try:
@@ -275,7 +312,9 @@ class _Sessions:
         finally:
             self._running.discard(child)
 
-    async def _serve(self, process: asyncssh.SSHServerProcess[bytes], child: asyncio.subprocess.Process) -> None:
+    async def _serve(
+        self, process: asyncssh.SSHServerProcess[bytes], child: asyncio.subprocess.Process
+    ) -> None:
         feeder = asyncio.ensure_future(_feed(process.stdin, _pipe(child.stdin)))
         finished = asyncio.ensure_future(_finish(child, process))
         closed = asyncio.ensure_future(process.channel.wait_closed())
@@ -301,9 +340,13 @@ def _pipe(stream: _S | None) -> _S:
     return stream
 
 
-async def _finish(child: asyncio.subprocess.Process, process: asyncssh.SSHServerProcess[bytes]) -> int:
+async def _finish(
+    child: asyncio.subprocess.Process, process: asyncssh.SSHServerProcess[bytes]
+) -> int:
     # The exit status may go out only after all the output did, or the client could miss the end of it.
-    drained = asyncio.gather(_drain(_pipe(child.stdout), process.stdout), _drain(_pipe(child.stderr), process.stderr))
+    drained = asyncio.gather(
+        _drain(_pipe(child.stdout), process.stdout), _drain(_pipe(child.stderr), process.stderr)
+    )
     status, _ = await asyncio.gather(child.wait(), drained)
     return status
 

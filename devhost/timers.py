@@ -32,8 +32,20 @@ log = logging.getLogger(__name__)
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _FULL_DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
-_FULL_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
-                "october", "november", "december")
+_FULL_MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
 SEARCH_YEARS = 5  # NCrontab, too, gives up on a schedule that matches no date
 
 
@@ -127,8 +139,12 @@ class CronSchedule:
         """Parse "{second} {minute} {hour} {day} {month} {day-of-week}"."""
         fields = expression.split()
         if len(fields) != 6:
-            raise ScheduleError(f"NCRONTAB needs six fields (with seconds), got {len(fields)}: {expression!r}")
-        return cls(expression, *(parse_field(f, spec) for f, spec in zip(fields, _FIELDS, strict=True)))
+            raise ScheduleError(
+                f"NCRONTAB needs six fields (with seconds), got {len(fields)}: {expression!r}"
+            )
+        return cls(
+            expression, *(parse_field(f, spec) for f, spec in zip(fields, _FIELDS, strict=True))
+        )
 
     def next_after(self, moment: dt.datetime) -> dt.datetime:
         """The first matching second strictly after `moment`."""
@@ -183,7 +199,9 @@ def parse_schedule(text: str) -> CronSchedule | IntervalSchedule:
     return IntervalSchedule(interval)
 
 
-def resolve_schedule(function: IndexedFunction, env: Mapping[str, str]) -> CronSchedule | IntervalSchedule:
+def resolve_schedule(
+    function: IndexedFunction, env: Mapping[str, str]
+) -> CronSchedule | IntervalSchedule:
     """The function's schedule, `%SETTING%` expressions resolved from the app settings."""
     try:
         return parse_schedule(resolve_setting_expression(str(function.trigger["schedule"]), env))
@@ -199,7 +217,9 @@ class TimerPump:
         self.schedule = schedule
         self._invoker = invoker
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"devhost-timer-{function.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"devhost-timer-{function.name}", daemon=True
+        )
 
     def start(self) -> None:
         """Start the timer thread."""
@@ -234,8 +254,12 @@ class TimerPump:
     def _fire(self, due: dt.datetime) -> None:
         request = TimerRequest(past_due=False, schedule={"AdjustForDST": True})
         try:
-            self._invoker.call(self.function.user_function, {str(self.function.trigger["name"]): request})
+            self._invoker.call(
+                self.function.user_function, {str(self.function.trigger["name"]): request}
+            )
         except Exception:
-            log.exception("%s: timer invocation (due %s) failed", self.function.name, due.isoformat())
+            log.exception(
+                "%s: timer invocation (due %s) failed", self.function.name, due.isoformat()
+            )
             return
         log.info("%s: timer invocation (due %s) succeeded", self.function.name, due.isoformat())

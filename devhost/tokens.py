@@ -36,7 +36,9 @@ def make_key_pair(private_path: Path, jwks_path: Path, kid: str = KID) -> None:
     )
     write_private(private_path, pem)
     public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    jwks_path.write_text(json.dumps({"keys": [{**public, "kid": kid, "use": "sig", "alg": "RS256"}]}, indent=2))
+    jwks_path.write_text(
+        json.dumps({"keys": [{**public, "kid": kid, "use": "sig", "alg": "RS256"}]}, indent=2)
+    )
 
 
 def mint(
@@ -56,8 +58,16 @@ def mint(
     """
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": issuer, "aud": audience, "sub": user, "preferred_username": user, "scp": DEV_SCOPE,
-        "iat": now, "nbf": now, "exp": now + ttl_seconds, "roles": [ADMIN_ROLE] if admin else [], **extra,
+        "iss": issuer,
+        "aud": audience,
+        "sub": user,
+        "preferred_username": user,
+        "scp": DEV_SCOPE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+        "roles": [ADMIN_ROLE] if admin else [],
+        **extra,
     }
     claims = {name: value for name, value in claims.items() if value is not None}
     return jwt.encode(claims, private_path.read_bytes(), algorithm="RS256", headers={"kid": kid})

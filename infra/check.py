@@ -70,7 +70,11 @@ class CheckovReport:
 
 def skip_reason(check: dict[str, Any]) -> str:
     """The reason written with a skip (Checkov keeps it in the check's result)."""
-    return str((check.get("check_result") or {}).get("suppress_comment") or check.get("suppress_comment") or "").strip()
+    return str(
+        (check.get("check_result") or {}).get("suppress_comment")
+        or check.get("suppress_comment")
+        or ""
+    ).strip()
 
 
 def _describe(check: dict[str, Any]) -> str:
@@ -110,10 +114,13 @@ def parse_checkov_json(text: str) -> CheckovReport:
     """Checkov's JSON: one report, a list of them (one per framework), or a bare summary when nothing was found."""
     data = json.loads(text)
     reports = data if isinstance(data, list) else [data]
-    merged = CheckovReport(summary={"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0,
-                                    "resource_count": 0})
+    merged = CheckovReport(
+        summary={"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0, "resource_count": 0}
+    )
     for report in reports:
-        summary = report.get("summary", report)  # no results at all: Checkov prints the summary alone
+        summary = report.get(
+            "summary", report
+        )  # no results at all: Checkov prints the summary alone
         for key in merged.summary:
             merged.summary[key] += int(summary.get(key, 0))
         merged.summary["checkov_version"] = summary.get("checkov_version")
@@ -129,8 +136,10 @@ def checkov_main(paths: list[str]) -> int:
     files = [Path(p).resolve() for p in paths] or bicep_files()
     report = run_checkov(files)
     s = report.summary
-    _say(f"checkov {s.get('checkov_version')}: {len(files)} files, {s['resource_count']} resources, "
-         f"{s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped, {s['parsing_errors']} parsing errors")
+    _say(
+        f"checkov {s.get('checkov_version')}: {len(files)} files, {s['resource_count']} resources, "
+        f"{s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped, {s['parsing_errors']} parsing errors"
+    )
     for check in report.skipped:
         _say(f"  skip {check['check_id']} on {check.get('resource')}: {skip_reason(check)}")
     for line in report.problems():
@@ -150,10 +159,29 @@ class _Message:
 
 def _protos() -> Any:
     """The parts of the worker's protos module that indexing touches (enum values as in the .proto files)."""
-    binding_info = type("BindingInfo", (_Message,), {"in": 0, "out": 1, "inout": 2,  # Direction
-                                                     "undefined": 0, "string": 1, "binary": 2, "stream": 3})
-    names = ("RpcFunctionMetadata", "RpcRetryOptions", "NullableString", "NullableBool", "NullableDouble")
-    return type("protos", (), {"BindingInfo": binding_info, **{n: type(n, (_Message,), {}) for n in names}})
+    binding_info = type(
+        "BindingInfo",
+        (_Message,),
+        {
+            "in": 0,
+            "out": 1,
+            "inout": 2,  # Direction
+            "undefined": 0,
+            "string": 1,
+            "binary": 2,
+            "stream": 3,
+        },
+    )
+    names = (
+        "RpcFunctionMetadata",
+        "RpcRetryOptions",
+        "NullableString",
+        "NullableBool",
+        "NullableDouble",
+    )
+    return type(
+        "protos", (), {"BindingInfo": binding_info, **{n: type(n, (_Message,), {}) for n in names}}
+    )
 
 
 def _load(app: Path) -> None:
@@ -168,14 +196,20 @@ def worker_index(app: Path) -> list[dict[str, Any]]:
         from azure_functions_runtime import functions, loader
         from azure_functions_runtime.bindings import meta
     except ImportError as exc:
-        raise CheckError(f"azure-functions-runtime is missing ({exc}): run `make deploy-tools`") from exc
+        raise CheckError(
+            f"azure-functions-runtime is missing ({exc}): run `make deploy-tools`"
+        ) from exc
     _load(app)
     meta.load_binding_registry()  # the worker loads azure.functions' binding converters before indexing
     try:
         indexed = loader.index_function_app(str(app))
-        metadata, _logs = loader.process_indexed_function(_protos(), functions.Registry(), indexed, str(app.parent))
+        metadata, _logs = loader.process_indexed_function(
+            _protos(), functions.Registry(), indexed, str(app.parent)
+        )
     except Exception as exc:  # the worker reports any error here as a failed metadata request
-        raise CheckError(f"the worker cannot index {app.name}: {type(exc).__name__}: {exc}") from exc
+        raise CheckError(
+            f"the worker cannot index {app.name}: {type(exc).__name__}: {exc}"
+        ) from exc
     return [{"name": m.name, "bindings": [json.loads(b) for b in m.raw_bindings]} for m in metadata]
 
 
@@ -190,14 +224,20 @@ def sdk_functions(app: Path) -> list[dict[str, Any]]:
         module = importlib.import_module(app.stem)
         registers = [v for v in vars(module).values() if isinstance(v, FunctionRegister)]
         if len(registers) != 1:
-            raise CheckError(f"{app.name} defines {len(registers)} function apps; the worker needs exactly one")
+            raise CheckError(
+                f"{app.name} defines {len(registers)} function apps; the worker needs exactly one"
+            )
         found = registers[0].get_functions()  # raises on a repeated function name
     except CheckError:
         raise
     except Exception as exc:
-        raise CheckError(f"azure-functions cannot index {app.name}: {type(exc).__name__}: {exc}") from exc
-    return [{"name": f.get_function_name(), "bindings": [json.loads(b) for b in f.get_raw_bindings()]}
-            for f in found]
+        raise CheckError(
+            f"azure-functions cannot index {app.name}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return [
+        {"name": f.get_function_name(), "bindings": [json.loads(b) for b in f.get_raw_bindings()]}
+        for f in found
+    ]
 
 
 def _say(line: str) -> None:

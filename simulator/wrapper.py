@@ -55,21 +55,29 @@ STDERR_LOG = "simgate-stderr.log"
 LOGS = (("stdout", STDOUT_LOG), ("stderr", STDERR_LOG))
 LOG_CONTENT_TYPE = "text/plain"
 
-API_VERSION = "2026-06-06"  # ignored by Azure for SAS requests (the SAS's `sv` rules); Azurite checks it
+API_VERSION = (
+    "2026-06-06"  # ignored by Azure for SAS requests (the SAS's `sv` rules); Azurite checks it
+)
 SINGLE_PUT_MAX = 8 << 20  # larger files go in blocks
 BLOCK_SIZE = 8 << 20  # grows for files over BLOCK_SIZE * MAX_BLOCKS
 MAX_BLOCKS = 50_000  # Azure's limit per blob
 UPLOAD_THREADS = 4  # blocks in flight at once
 TIMEOUT = 120.0  # seconds for one socket operation
 
-RETRY_ATTEMPTS = 8  # per request; the job file's {"retry": {"attempts", "first_delay", "max_delay"}} overrides
+RETRY_ATTEMPTS = (
+    8  # per request; the job file's {"retry": {"attempts", "first_delay", "max_delay"}} overrides
+)
 RETRY_FIRST_DELAY = 1.0
 RETRY_MAX_DELAY = 60.0
 
 POLL_INTERVAL = 1.0  # how often the running entry is looked at
 PROGRESS_INTERVAL = 10.0  # at most one progress report this often
-KILL_GRACE = 30.0  # after a forwarded SIGTERM/SIGINT/SIGHUP, SIGKILL the entry's group if it is still there
-GRANT_MARGIN = 300.0  # renew the upload grant (report FINALIZING again) when it has less than this left
+KILL_GRACE = (
+    30.0  # after a forwarded SIGTERM/SIGINT/SIGHUP, SIGKILL the entry's group if it is still there
+)
+GRANT_MARGIN = (
+    300.0  # renew the upload grant (report FINALIZING again) when it has less than this left
+)
 
 # What the gateway accepts as an output's file (blob) name: plain segments, no dot files, at most 5 deep; and how
 # many outputs one report may name.
@@ -116,7 +124,9 @@ def _remember_sas(sas: str) -> None:
 # Terminal escape sequences (colours, cursor moves, titles), and what else a report message must not carry: C0 and
 # C1 controls, line and paragraph separators, bidi overrides (the gateway refuses them in text).
 _ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+"
+)
 
 
 def _clean(text: str, limit: int = 300) -> str:
@@ -152,10 +162,15 @@ class Retry:
     """How often and how patiently a request is tried again."""
 
     def __init__(
-        self, attempts: float | None = None, first_delay: float | None = None, max_delay: float | None = None
+        self,
+        attempts: float | None = None,
+        first_delay: float | None = None,
+        max_delay: float | None = None,
     ) -> None:
         self.attempts = max(1, int(RETRY_ATTEMPTS if attempts is None else attempts))
-        self.first_delay = max(0.0, float(RETRY_FIRST_DELAY if first_delay is None else first_delay))
+        self.first_delay = max(
+            0.0, float(RETRY_FIRST_DELAY if first_delay is None else first_delay)
+        )
         self.max_delay = max(0.0, float(RETRY_MAX_DELAY if max_delay is None else max_delay))
 
     @classmethod
@@ -225,7 +240,9 @@ class Http:
     again at once on a new connection; every other failure waits the retry delay.
     """
 
-    def __init__(self, ca_file: str | None = None, retry: Retry | None = None, timeout: float | None = None) -> None:
+    def __init__(
+        self, ca_file: str | None = None, retry: Retry | None = None, timeout: float | None = None
+    ) -> None:
         self.ca_file = ca_file
         self.retry = retry or Retry()
         self.timeout = TIMEOUT if timeout is None else timeout
@@ -243,14 +260,22 @@ class Http:
                     try:
                         context.load_verify_locations(cafile=self.ca_file)
                     except (OSError, ssl.SSLError) as exc:
-                        raise TransportError(f"cannot use the CA file {self.ca_file}: {_summary(exc)}") from None
+                        raise TransportError(
+                            f"cannot use the CA file {self.ca_file}: {_summary(exc)}"
+                        ) from None
                 self._context = context
             return self._context
 
-    def request(self, method: str, url: str, headers: dict, body: bytes = b"", what: str = "request") -> Response:
+    def request(
+        self, method: str, url: str, headers: dict, body: bytes = b"", what: str = "request"
+    ) -> Response:
         """Send one request, retrying as the class says; TransportError when no answer came."""
         parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        key = (
+            parts.scheme,
+            parts.hostname or "",
+            parts.port or (443 if parts.scheme == "https" else 80),
+        )
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
@@ -258,18 +283,26 @@ class Http:
         while True:
             conn, reused = self._connection(key)
             proxy_headers = getattr(conn, "simgate_proxy_headers", None)
-            path = url if proxy_headers is not None else target  # a plain-HTTP proxy takes the whole URL
+            path = (
+                url if proxy_headers is not None else target
+            )  # a plain-HTTP proxy takes the whole URL
             retry_after = None
             try:
-                conn.request(method, path, body=body, headers=dict(headers, **(proxy_headers or {})))
+                conn.request(
+                    method, path, body=body, headers=dict(headers, **(proxy_headers or {}))
+                )
                 resp = conn.getresponse()
-                answer = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+                answer = Response(
+                    resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+                )
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(key)
                 if isinstance(exc, ssl.SSLCertVerificationError):  # no retry will make it trusted
                     raise TransportError(f"{what}: {_summary(exc)}") from None
                 if reused and fresh_retry:
-                    fresh_retry = False  # a stale keep-alive connection: try once more straight away
+                    fresh_retry = (
+                        False  # a stale keep-alive connection: try once more straight away
+                    )
                     continue
                 if attempt + 1 >= self.retry.attempts:
                     raise TransportError(f"{what}: {_summary(exc)}") from None
@@ -298,8 +331,12 @@ class Http:
         proxy = proxy_for(scheme, host)
         if scheme == "https":
             if proxy is None:
-                return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self.tls())
-            conn = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=self.timeout, context=self.tls())
+                return http.client.HTTPSConnection(
+                    host, port, timeout=self.timeout, context=self.tls()
+                )
+            conn = http.client.HTTPSConnection(
+                proxy[0], proxy[1], timeout=self.timeout, context=self.tls()
+            )
             conn.set_tunnel(host, port, headers=proxy[2])
             return conn
         if scheme != "http":
@@ -335,7 +372,9 @@ class UploadError(Exception):
 class Grant:
     """The job container's URL and SAS; renewed through `renew` (a new FINALIZING report) shortly before it expires."""
 
-    def __init__(self, url: str, sas: str, expires_on: str | None = None, renew: object = None) -> None:
+    def __init__(
+        self, url: str, sas: str, expires_on: str | None = None, renew: object = None
+    ) -> None:
         self._lock = threading.Lock()
         self._renew = renew
         self._retry_renew_at = 0.0
@@ -350,7 +389,11 @@ class Grant:
     def from_reply(cls, reply: object, renew: object = None) -> Grant | None:
         """The grant in a FINALIZING reply, or None when it has none."""
         upload = reply.get("upload") if isinstance(reply, dict) else None
-        if not isinstance(upload, dict) or not upload.get("url") or not isinstance(upload.get("sas"), str):
+        if (
+            not isinstance(upload, dict)
+            or not upload.get("url")
+            or not isinstance(upload.get("sas"), str)
+        ):
             return None
         return cls(str(upload["url"]), upload["sas"], upload.get("expires_on"), renew)
 
@@ -415,12 +458,20 @@ class Uploader:
     """Uploads files to one container through a grant: Put Blob for small files, Put Block + Put Block List else."""
 
     def __init__(
-        self, grant: Grant, ca_file: str | None = None, threads: int | None = None, retry: Retry | None = None
+        self,
+        grant: Grant,
+        ca_file: str | None = None,
+        threads: int | None = None,
+        retry: Retry | None = None,
     ) -> None:
         self.grant = grant
         self.http = Http(ca_file, retry)
         self.threads = max(1, UPLOAD_THREADS if threads is None else threads)
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="simgate-upload") if self.threads > 1 else None
+        self._pool = (
+            ThreadPoolExecutor(self.threads, thread_name_prefix="simgate-upload")
+            if self.threads > 1
+            else None
+        )
 
     def __enter__(self) -> Uploader:
         return self
@@ -470,7 +521,12 @@ class Uploader:
         md5 = _md5_b64(data)
         if md5:
             headers["Content-MD5"] = md5
-        self._put(self._url(blob, "comp=block&blockid=" + quote(block, safe="")), headers, data, "put block")
+        self._put(
+            self._url(blob, "comp=block&blockid=" + quote(block, safe="")),
+            headers,
+            data,
+            "put block",
+        )
 
     def _put_blocks(self, blob: str, handle: object, block_size: int, content_type: str) -> None:
         """Read blocks in order (hashing the whole file on the way) while up to `threads` are sent at once."""
@@ -577,7 +633,10 @@ def select_files(root: str, outputs: list, skip_files: tuple = ()) -> Selection:
     """The declared outputs' files (in output order, each output's files sorted, a file under its first output
     only) then the two logs. Never the job file, the wrapper or `skip_files` (paths relative to `root`)."""
     logs = {file for _, file in LOGS}
-    skip = {os.path.realpath(os.path.join(root, f)) for f in (JOB_FILE, WRAPPER_FILE, BATCH_FILE, *skip_files)}
+    skip = {
+        os.path.realpath(os.path.join(root, f))
+        for f in (JOB_FILE, WRAPPER_FILE, BATCH_FILE, *skip_files)
+    }
     skip |= {os.path.realpath(os.path.join(root, f)) for f in logs}
     found, refused = _candidates(root, skip)
     chosen, seen, notes = [], set(), []
@@ -589,9 +648,17 @@ def select_files(root: str, outputs: list, skip_files: tuple = ()) -> Selection:
             if rel not in seen and fnmatch.fnmatchcase(rel, pattern):
                 seen.add(rel)
                 chosen.append(
-                    Planned(str(output["name"]), rel, str(output.get("content_type") or "application/octet-stream"))
+                    Planned(
+                        str(output["name"]),
+                        rel,
+                        str(output.get("content_type") or "application/octet-stream"),
+                    )
                 )
-        notes += [f"{rel} not uploaded: {why}" for rel, why in refused if fnmatch.fnmatchcase(rel, pattern)]
+        notes += [
+            f"{rel} not uploaded: {why}"
+            for rel, why in refused
+            if fnmatch.fnmatchcase(rel, pattern)
+        ]
     if len(chosen) > MAX_OUTPUTS - len(LOGS):
         notes.append(
             f"{len(chosen) - (MAX_OUTPUTS - len(LOGS))} matching files not uploaded: at most "
@@ -612,7 +679,11 @@ class UploadResult:
 
 
 def upload_all(
-    selection: Selection, grant: Grant, root: str = ".", ca_file: str | None = None, retry: Retry | None = None
+    selection: Selection,
+    grant: Grant,
+    root: str = ".",
+    ca_file: str | None = None,
+    retry: Retry | None = None,
 ) -> list:
     """Upload every selected file, going on past failures; one UploadResult each."""
     results = []
@@ -620,7 +691,9 @@ def upload_all(
         for planned in selection.files:
             started = time.monotonic()
             try:
-                uploader.upload(os.path.join(root, planned.file), planned.file, planned.content_type)
+                uploader.upload(
+                    os.path.join(root, planned.file), planned.file, planned.content_type
+                )
             except UploadError as exc:
                 results.append(UploadResult(planned, _clean(str(exc), 200)))
                 log(f"upload of {planned.file} failed: {exc}")
@@ -633,13 +706,17 @@ def upload_all(
 # ---------------------------------------------------------------------------------------------------- why it failed
 
 
-SUMMARY_MAX = 240  # characters of the entry's last words in a FAILED report (the gateway's reason keeps ~300)
+SUMMARY_MAX = (
+    240  # characters of the entry's last words in a FAILED report (the gateway's reason keeps ~300)
+)
 STDERR_TAIL = 64 << 10  # bytes read from the end of the stderr log to find them
 _FOAM_FATAL = re.compile(r"-->\s*FOAM FATAL (?:IO )?ERROR")
 _FOAM_BLOCK_END = re.compile(r"(?:From |in file |FOAM exiting|FOAM aborting)")
 # Which OpenFOAM program failed: its log banner's `Exec : name`, or a `log.<name>` (OpenFOAM's naming of logs).
 _FOAM_PROGRAM = re.compile(r"^Exec\s*:\s*([A-Za-z][\w.-]*)|\blog\.([A-Za-z][\w-]*)")
-_FOAM_BANNER = re.compile(r"[|\\]|/\*|\*/")  # the boxed banner OpenFOAM puts at the top of its output
+_FOAM_BANNER = re.compile(
+    r"[|\\]|/\*|\*/"
+)  # the boxed banner OpenFOAM puts at the top of its output
 
 
 def failure_summary(path: str = STDERR_LOG, limit: int = SUMMARY_MAX) -> str | None:
@@ -665,7 +742,9 @@ def _tail_lines(path: str, size: int = STDERR_TAIL) -> list:
             data = handle.read(size)
     except OSError:
         return []
-    lines = data.decode("utf-8", "replace").splitlines()  # \r too: what a progress bar overwrote is a line of its own
+    lines = data.decode(
+        "utf-8", "replace"
+    ).splitlines()  # \r too: what a progress bar overwrote is a line of its own
     return [_ESCAPES.sub("", line) for line in (lines[1:] if start else lines)]
 
 
@@ -706,7 +785,11 @@ def _foam_program(before: list) -> str | None:
 
 
 def end_report(
-    exit_code: int, results: list, problem: str | None = None, notes: tuple = (), why: str | None = None
+    exit_code: int,
+    results: list,
+    problem: str | None = None,
+    notes: tuple = (),
+    why: str | None = None,
 ) -> dict:
     """The final report: COMPLETED when the entry exited 0 and every upload worked (and nothing else went wrong),
     else FAILED with the exit code and the first thing that went wrong. Lists what did upload either way. `why` is
@@ -765,7 +848,10 @@ class Reporter:
         if answer is None:
             return None
         if 200 <= answer.status < 300:
-            log(f"reported {body.get('status')}" + (f" ({body['progress']}%)" if "progress" in body else ""))
+            log(
+                f"reported {body.get('status')}"
+                + (f" ({body['progress']}%)" if "progress" in body else "")
+            )
             try:
                 reply = json.loads(answer.body or b"{}")
             except ValueError:
@@ -779,9 +865,14 @@ class Reporter:
         return None
 
     def _send(self, body: dict, what: str) -> Response | None:
-        headers = {"Authorization": "Bearer " + self.job["token"], "Content-Type": "application/json"}
+        headers = {
+            "Authorization": "Bearer " + self.job["token"],
+            "Content-Type": "application/json",
+        }
         try:
-            answer = self.http.request("PATCH", self.job["callback_url"], headers, json.dumps(body).encode(), what)
+            answer = self.http.request(
+                "PATCH", self.job["callback_url"], headers, json.dumps(body).encode(), what
+            )
         except TransportError as exc:
             self.last_status = None
             log(f"could not {what}: {exc}")
@@ -845,7 +936,11 @@ class SignalForwarder:
 
     def escalate_if_due(self) -> None:
         """SIGKILL the entry's group when an ending signal was forwarded long enough ago."""
-        if self.ending_since is not None and not self.killed and time.monotonic() - self.ending_since > KILL_GRACE:
+        if (
+            self.ending_since is not None
+            and not self.killed
+            and time.monotonic() - self.ending_since > KILL_GRACE
+        ):
             self.killed = True
             log(f"the entry outlived SIGTERM by {KILL_GRACE:.0f} s; killing it")
             self._signal(signal.SIGKILL)
@@ -870,7 +965,11 @@ def run_entry(entry: str, reporter: Reporter | None = None) -> int:
     with open(STDOUT_LOG, "wb") as out, open(STDERR_LOG, "wb") as err:
         try:
             proc = subprocess.Popen(
-                ["sh", entry], stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+                ["sh", entry],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
             )
         except OSError as exc:
             err.write(f"simgate: could not start sh {entry}: {_summary(exc)}\n".encode())
@@ -923,7 +1022,9 @@ def finish(reporter: Reporter, code: int) -> None:
     job = reporter.job
     if grant is None:
         results, selection = [], Selection([], [])
-        problem = "no upload grant: FINALIZING was " + ("answered without one" if reply is not None else "not taken")
+        problem = "no upload grant: FINALIZING was " + (
+            "answered without one" if reply is not None else "not taken"
+        )
         log(f"{problem}; nothing uploaded")
     else:
         ca_file = ca_path(job)
@@ -933,7 +1034,11 @@ def finish(reporter: Reporter, code: int) -> None:
         results, problem = upload_all(selection, grant, ".", ca_file, reporter.retry), None
     why = failure_summary() if code != 0 else None
     body = end_report(code, results, problem, tuple(selection.notes), why)
-    if reporter.report(body) is None and body["status"] == "COMPLETED" and _refused(reporter.last_status):
+    if (
+        reporter.report(body) is None
+        and body["status"] == "COMPLETED"
+        and _refused(reporter.last_status)
+    ):
         reporter.report(
             {
                 "status": "FAILED",
@@ -959,7 +1064,9 @@ def main() -> int:
         reporter.report({"status": "RUNNING"})
     except Exception as exc:  # a report must never keep the job from running
         log(f"reporting RUNNING failed: {_summary(exc)}")
-    if reporter.stopped:  # the gateway answered 409: the job was cancelled (or failed) before it could start
+    if (
+        reporter.stopped
+    ):  # the gateway answered 409: the job was cancelled (or failed) before it could start
         log("the job has already ended at the gateway; the entry is not run")
         reporter.close()
         return 0

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from devhost.azurite import ACCOUNT, AZURITE_BIN, AzuriteProcess, Ports, client_kwargs, start_private_azurite
+from devhost.azurite import (
+    ACCOUNT,
+    AZURITE_BIN,
+    AzuriteProcess,
+    Ports,
+    client_kwargs,
+    start_private_azurite,
+)
 from tests.infra import SLURMCTLD, SSHD, EmbeddedLogin, SlurmCluster, Sshd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,29 +73,43 @@ class AzuriteFixture:
 
     def app_settings(self) -> dict[str, str]:
         """App settings that point a function app (or DevHost) at this instance."""
-        return {"AzureWebJobsStorage": self.connection_string, "SIMGATE_STORAGE_CA": str(self.ca_path),
-                "SIMGATE_STORAGE_CREDENTIAL": "azurite"}
+        return {
+            "AzureWebJobsStorage": self.connection_string,
+            "SIMGATE_STORAGE_CA": str(self.ca_path),
+            "SIMGATE_STORAGE_CREDENTIAL": "azurite",
+        }
 
     def queue(self, name: str, *, base64: bool = True) -> Any:
         """A QueueClient for `name`; base64 (the host's default encoding) unless `base64=False`."""
         from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-        policies: dict[str, Any] = {"message_encode_policy": TextBase64EncodePolicy(),
-                                    "message_decode_policy": TextBase64DecodePolicy()} if base64 else {}
-        return QueueClient.from_connection_string(self.connection_string, name, **self.client_kwargs, **policies)
+        policies: dict[str, Any] = (
+            {
+                "message_encode_policy": TextBase64EncodePolicy(),
+                "message_decode_policy": TextBase64DecodePolicy(),
+            }
+            if base64
+            else {}
+        )
+        return QueueClient.from_connection_string(
+            self.connection_string, name, **self.client_kwargs, **policies
+        )
 
     def blob_service(self) -> Any:
         """A BlobServiceClient with the account key."""
         from azure.storage.blob import BlobServiceClient
 
-        return BlobServiceClient.from_connection_string(self.connection_string, **self.client_kwargs)
+        return BlobServiceClient.from_connection_string(
+            self.connection_string, **self.client_kwargs
+        )
 
     def table_service(self) -> Any:
         """A TableServiceClient with the account key (azure-data-tables needs no API-version pin)."""
         from azure.data.tables import TableServiceClient
 
-        return TableServiceClient.from_connection_string(self.connection_string,
-                                                         connection_verify=str(self.ca_path))
+        return TableServiceClient.from_connection_string(
+            self.connection_string, connection_verify=str(self.ca_path)
+        )
 
     @staticmethod
     def unique_name(prefix: str = "t") -> str:
@@ -118,7 +139,9 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteFixture
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """OpenSSH's sshd on 127.0.0.1 (a free port), logging in `simgate` as root or the current user otherwise."""
     if not SSHD.exists():
-        _missing_component(f"{SSHD} is missing: install openssh-server (`make system-deps` as root)")
+        _missing_component(
+            f"{SSHD} is missing: install openssh-server (`make system-deps` as root)"
+        )
     server = Sshd(tmp_path_factory.mktemp("sshd")).start()
     try:
         yield server
@@ -130,9 +153,13 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 def slurm() -> Iterator[SlurmCluster]:
     """A one-node Slurm (munged, slurmctld, slurmd) configured in /etc/slurm/slurm.conf; daemons it started stop."""
     if not SLURMCTLD.exists():
-        _missing_component(f"{SLURMCTLD} is missing: install slurm-wlm and munge (`make system-deps` as root)")
+        _missing_component(
+            f"{SLURMCTLD} is missing: install slurm-wlm and munge (`make system-deps` as root)"
+        )
     if os.geteuid() != 0:
-        _missing_component("the one-node Slurm needs root (it writes /etc/slurm and runs the daemons)")
+        _missing_component(
+            "the one-node Slurm needs root (it writes /etc/slurm and runs the daemons)"
+        )
     cluster = SlurmCluster()
     try:
         yield cluster.start()

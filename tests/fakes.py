@@ -31,8 +31,10 @@ from core.services import Services
 from core.states import SWEPT, WAITING
 from core.targets import Target, parse_targets
 
-TARGET = parse_targets('{"local": {"host": "127.0.0.1", "user": "sim", "key_file": "k", "scheduler": "direct", '
-                       '"known_hosts": "127.0.0.1 ssh-ed25519 AAAA", "base_dir": "/scratch/jobs"}}')["local"]
+TARGET = parse_targets(
+    '{"local": {"host": "127.0.0.1", "user": "sim", "key_file": "k", "scheduler": "direct", '
+    '"known_hosts": "127.0.0.1 ssh-ed25519 AAAA", "base_dir": "/scratch/jobs"}}'
+)["local"]
 
 
 class FakeJobs:
@@ -63,32 +65,46 @@ class FakeJobs:
     def replace(self, job: Job) -> Job:
         with self._lock:
             if self.get(job.job_id).etag != job.etag:
-                raise ConcurrencyConflict("the job changed while this request was handled; try again")
+                raise ConcurrencyConflict(
+                    "the job changed while this request was handled; try again"
+                )
             self.writes += 1
             return self.put(job)
 
     def delete(self, job: Job) -> None:
         with self._lock:
             if self.get(job.job_id).etag != job.etag:
-                raise ConcurrencyConflict("the job changed while this request was handled; try again")
+                raise ConcurrencyConflict(
+                    "the job changed while this request was handled; try again"
+                )
             del self.rows[job.job_id]
 
-    def page(self, query: JobQuery, per_page: int, cursor: str | None) -> tuple[list[Job], str | None]:
-        found = sorted((j for j in self.rows.values() if _matches(j, query)), key=lambda j: j.job_id)
+    def page(
+        self, query: JobQuery, per_page: int, cursor: str | None
+    ) -> tuple[list[Job], str | None]:
+        found = sorted(
+            (j for j in self.rows.values() if _matches(j, query)), key=lambda j: j.job_id
+        )
         start = int(cursor or 0)
-        rest = found[start + per_page:]
-        return found[start:start + per_page], str(start + per_page) if rest else None
+        rest = found[start + per_page :]
+        return found[start : start + per_page], str(start + per_page) if rest else None
 
     def due(self, lost: str, resend: str, limit: int) -> list[Job]:
-        found = [j for j in self.rows.values()
-                 if (j.status in SWEPT and j.updated_at < lost) or (j.status in WAITING and j.updated_at < resend)]
+        found = [
+            j
+            for j in self.rows.values()
+            if (j.status in SWEPT and j.updated_at < lost)
+            or (j.status in WAITING and j.updated_at < resend)
+        ]
         return found[:limit]
 
 
 def _matches(job: Job, query: JobQuery) -> bool:
-    return ((query.owner is None or job.owner == query.owner)
-            and (query.status is None or job.status is query.status)
-            and (query.case_id is None or job.case_id == query.case_id))
+    return (
+        (query.owner is None or job.owner == query.owner)
+        and (query.status is None or job.status is query.status)
+        and (query.case_id is None or job.case_id == query.case_id)
+    )
 
 
 @dataclass
@@ -103,7 +119,9 @@ class FakeOutputs:
         if job_id not in self.uploads:
             raise NotFound(f"no upload container for job {job_id}")
         md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-        blob = StoredBlob(name, len(data), "application/octet-stream", f"0x{len(data):x}{md5[:6]}", md5, copied)
+        blob = StoredBlob(
+            name, len(data), "application/octet-stream", f"0x{len(data):x}{md5[:6]}", md5, copied
+        )
         self.uploads[job_id][name] = blob
         return blob
 
@@ -130,13 +148,19 @@ class FakeOutputs:
     def blob_uri(self, job_id: str, name: str) -> str:
         return f"https://storage.test/job-{job_id}/{name}"
 
-    def read_grant(self, job_id: str, name: str, *, minutes: int, filename: str, content_type: str) -> Grant:
+    def read_grant(
+        self, job_id: str, name: str, *, minutes: int, filename: str, content_type: str
+    ) -> Grant:
         if name not in self.outputs.get(job_id, {}):
             raise NotFound(f"no output {name}")
-        return Grant(self.blob_uri(job_id, name), f"sp=r&rsct={content_type}&fake={minutes}", datetime.max)
+        return Grant(
+            self.blob_uri(job_id, name), f"sp=r&rsct={content_type}&fake={minutes}", datetime.max
+        )
 
     def upload_grant(self, job_id: str, expiry: datetime) -> Grant:
-        return Grant(f"https://storage.test/upload-{job_id}", f"sp=cw&se={expiry.isoformat()}", expiry)
+        return Grant(
+            f"https://storage.test/upload-{job_id}", f"sp=cw&se={expiry.isoformat()}", expiry
+        )
 
 
 @dataclass
@@ -145,7 +169,9 @@ class FakeQueue:
 
     sent: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     fail: bool = False
-    before_send: Callable[[str, str | None], None] | None = None  # called first (a test's crash, say)
+    before_send: Callable[[str, str | None], None] | None = (
+        None  # called first (a test's crash, say)
+    )
 
     def send(self, job_id: str, action: str | None = None, target: str | None = None) -> None:
         if self.before_send is not None:
@@ -169,7 +195,9 @@ class FakeRemote:
     handler: Handler
     calls: list[list[str]] = field(default_factory=list)
 
-    async def run(self, target: Target, argv: list[str], stdin: bytes | None = None) -> CommandResult:
+    async def run(
+        self, target: Target, argv: list[str], stdin: bytes | None = None
+    ) -> CommandResult:
         self.calls.append(argv)
         result = self.handler(target, argv, stdin)
         if inspect.isawaitable(result):
@@ -183,9 +211,18 @@ def fake_services(remote: Handler | None = None, **settings: Any) -> Services:
     with `settings` replacing some (a loopback callback URL unless given)."""
     base = replace(read_settings(), **{"callback_url": "http://127.0.0.1:7071", **settings})
     catalog = load_catalog(base.cases_dir)
-    targets = {case.target: TARGET.model_copy(update={"name": case.target}) for case in catalog.cases}
-    return Services(base, jobs=FakeJobs(), outputs=FakeOutputs(), queue=FakeQueue(),
-                    remote=FakeRemote(remote or _nothing_runs), catalog=catalog, targets=targets)
+    targets = {
+        case.target: TARGET.model_copy(update={"name": case.target}) for case in catalog.cases
+    }
+    return Services(
+        base,
+        jobs=FakeJobs(),
+        outputs=FakeOutputs(),
+        queue=FakeQueue(),
+        remote=FakeRemote(remote or _nothing_runs),
+        catalog=catalog,
+        targets=targets,
+    )
 
 
 def _nothing_runs(target: Target, argv: list[str], stdin: bytes | None) -> CommandResult:

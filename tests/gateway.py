@@ -52,8 +52,17 @@ class Gateway:
             self.tokens[key] = mint(self.signing_key, user, admin=admin)
         return self.tokens[key]
 
-    def call(self, method: str, path: str, body: Any = None, *, user: str | None = None, admin: bool = False,
-             headers: dict[str, str] | None = None, raw: bytes | None = None) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        user: str | None = None,
+        admin: bool = False,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> Reply:
         sent = dict(headers or {})
         if user is not None:
             sent.setdefault("Authorization", f"Bearer {self.token(user, admin=admin)}")
@@ -64,7 +73,9 @@ class Gateway:
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=sent)
         try:
             with _OPENER.open(request, timeout=30) as resp:
-                return Reply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
+                return Reply(
+                    resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+                )
         except urllib.error.HTTPError as err:
             return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
 
@@ -96,9 +107,17 @@ def gateway(azurite: AzuriteFixture, tmp_path_factory: pytest.TempPathFactory) -
         "SIMGATE_RECONCILE_SCHEDULE": "0 0 0 1 1 *",
     }
     _forget_cached_settings()
-    with DevHost("function_app:app", root=ROOT, port=0, settings=settings, load_settings=False,
-                 host_json=FAST_RETRIES) as host:
-        os.environ["SIMGATE_CALLBACK_URL"] = host.url.rstrip("/")  # the port is known once the host listens
+    with DevHost(
+        "function_app:app",
+        root=ROOT,
+        port=0,
+        settings=settings,
+        load_settings=False,
+        host_json=FAST_RETRIES,
+    ) as host:
+        os.environ["SIMGATE_CALLBACK_URL"] = host.url.rstrip(
+            "/"
+        )  # the port is known once the host listens
         _forget_cached_settings()
         yield Gateway(host.url.rstrip("/"), keys / "signing.pem")
         left = _jobs_left_active()
@@ -139,8 +158,13 @@ FAST_RETRIES = {
     **json.loads((ROOT / "host.json").read_text()),
     "extensions": {
         "http": {"routePrefix": ""},
-        "queues": {"messageEncoding": "base64", "maxDequeueCount": 3, "visibilityTimeout": "00:00:01",
-                   "maxPollingInterval": "00:00:00.200", "batchSize": 8},
+        "queues": {
+            "messageEncoding": "base64",
+            "maxDequeueCount": 3,
+            "visibilityTimeout": "00:00:01",
+            "maxPollingInterval": "00:00:00.200",
+            "batchSize": 8,
+        },
     },
 }
 

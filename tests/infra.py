@@ -74,7 +74,9 @@ def pid_alive(pid: int) -> bool:
 
 
 def _run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False, **kwargs)
+    return subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=30, check=False, **kwargs
+    )
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -187,14 +189,26 @@ class SshLogin:
         """Where job folders go unless a target says otherwise."""
         return self.home / "simgate-jobs"
 
-    def target(self, name: str, scheduler: str = "direct", base_dir: str | None = None, setup: Iterable[str] = (),
-               options: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def target(
+        self,
+        name: str,
+        scheduler: str = "direct",
+        base_dir: str | None = None,
+        setup: Iterable[str] = (),
+        options: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """A target dict in core/targets.py's shape that reaches this login; `base_dir` defaults to
         `default_base_dir` (~/simgate-jobs on sshd, the set-up's .local/simulator/jobs on the embedded simulator)."""
         return {
-            "name": name, "host": self.host, "port": self.port, "user": self.user, "key_file": str(self.key_path),
-            "known_hosts": self.known_hosts, "scheduler": scheduler,
-            "base_dir": base_dir or str(self.default_base_dir), "setup": list(setup),
+            "name": name,
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "key_file": str(self.key_path),
+            "known_hosts": self.known_hosts,
+            "scheduler": scheduler,
+            "base_dir": base_dir or str(self.default_base_dir),
+            "setup": list(setup),
             "options": dict(options or {}),
         }
 
@@ -258,8 +272,14 @@ class Sshd(SshLogin):
             authorized_keys = str(self.state_dir / "authorized_keys")
             Path(authorized_keys).write_text(public + "\n")
         self.user, self.home = entry.pw_name, Path(entry.pw_dir)
-        self.config_path.write_text(SSHD_CONFIG.format(
-            port=self.port, host_key=self.host_key_path, state=self.state_dir, authorized_keys=authorized_keys))
+        self.config_path.write_text(
+            SSHD_CONFIG.format(
+                port=self.port,
+                host_key=self.host_key_path,
+                state=self.state_dir,
+                authorized_keys=authorized_keys,
+            )
+        )
 
     def start(self) -> Sshd:
         """Start sshd in the foreground (-D) and wait for its port; `InfraError` with its log when it fails."""
@@ -267,9 +287,13 @@ class Sshd(SshLogin):
             Path("/run/sshd").mkdir(exist_ok=True)  # its privilege separation directory
         _check(_run([str(SSHD), "-t", "-f", str(self.config_path)]), "sshd -t")
         # Absolute path: sshd re-executes itself for every connection.
-        self._process = subprocess.Popen([str(SSHD), "-D", "-f", str(self.config_path), "-E", str(self.log_path)])
+        self._process = subprocess.Popen(
+            [str(SSHD), "-D", "-f", str(self.config_path), "-E", str(self.log_path)]
+        )
         process = self._process
-        if not _wait_until(lambda: process.poll() is not None or port_open(self.port), START_TIMEOUT):
+        if not _wait_until(
+            lambda: process.poll() is not None or port_open(self.port), START_TIMEOUT
+        ):
             self.stop()
             raise InfraError(f"sshd did not open port {self.port}:\n{_tail(self.log_path)}")
         if process.poll() is not None:
@@ -331,8 +355,19 @@ class EmbeddedLogin(SshLogin):
 SLURM_MARKER = "# simgate one-node test cluster: written by tests/infra.py (rewritten freely; delete to opt out)"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 SLURM_STATE = Path("/var/lib/simgate-slurm")
-TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-                             "PREEMPTED", "BOOT_FAIL", "DEADLINE"})
+TERMINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+    }
+)
 
 
 def slurm_conf(node: str, cpus: int, memory_mb: int, state: Path = SLURM_STATE) -> str:
@@ -424,7 +459,9 @@ class SlurmCluster:
         if self.conf.exists():
             current = self.conf.read_text()
             if SLURM_MARKER not in current.splitlines():
-                raise InfraError(f"{self.conf} exists and is not the tests' own: refusing to replace it")
+                raise InfraError(
+                    f"{self.conf} exists and is not the tests' own: refusing to replace it"
+                )
             if current == text:
                 return
         self.conf.parent.mkdir(parents=True, exist_ok=True)
@@ -435,18 +472,30 @@ class SlurmCluster:
         pid = _read_pid(pid_file)
         if pid is not None and pid_alive(pid) and _comm(pid) == name:
             return False
-        _check(_run([str(binary), "-f", str(self.conf)]), name)  # it daemonizes once it has read the conf
+        _check(
+            _run([str(binary), "-f", str(self.conf)]), name
+        )  # it daemonizes once it has read the conf
         self._started.append(pid_file)
         return True
 
     def _warm_up(self) -> None:
         # A fresh slurmctld starts its first batch job about 3 s after it started, whatever the node says (later ones
         # within a second): pay that here, so a started cluster runs jobs now and tests' timeouts measure their jobs.
-        done = _run(["sbatch", "--parsable", "--job-name=simgate-warm-up", "--output=/dev/null", "--wrap=true"])
+        done = _run(
+            [
+                "sbatch",
+                "--parsable",
+                "--job-name=simgate-warm-up",
+                "--output=/dev/null",
+                "--wrap=true",
+            ]
+        )
         _check(done, "sbatch (warm-up)")
         state = self.wait_done(done.stdout.strip().split(";")[0], START_TIMEOUT)
         if state != "COMPLETED":
-            raise InfraError(f"the warm-up job ended {state}:\n{_tail(self.state_dir / 'slurmctld.log')}")
+            raise InfraError(
+                f"the warm-up job ended {state}:\n{_tail(self.state_dir / 'slurmctld.log')}"
+            )
 
     def _wait_idle(self) -> None:
         resumed = False
@@ -460,9 +509,11 @@ class SlurmCluster:
                 _run(["scontrol", "update", f"nodename={self.node}", "state=resume"])
                 resumed = True
             time.sleep(0.2)
-        raise InfraError(f"node {self.node} is {self.node_state()!r}, not idle, after {START_TIMEOUT:.0f} s\n"
-                         f"--- slurmctld.log\n{_tail(self.state_dir / 'slurmctld.log')}\n"
-                         f"--- slurmd.log\n{_tail(self.state_dir / 'slurmd.log')}")
+        raise InfraError(
+            f"node {self.node} is {self.node_state()!r}, not idle, after {START_TIMEOUT:.0f} s\n"
+            f"--- slurmctld.log\n{_tail(self.state_dir / 'slurmctld.log')}\n"
+            f"--- slurmd.log\n{_tail(self.state_dir / 'slurmd.log')}"
+        )
 
     # -- what tests ask ---------------------------------------------------------------------------------------
 

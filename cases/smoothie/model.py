@@ -172,13 +172,17 @@ def _check_number(name: str, value: object, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidParams(f"{name} must be a finite number, not {value!r}")
     if not low < value < high:
-        raise InvalidParams(f"{name} = {value} is outside the physically meaningful range ({low}, {high})")
+        raise InvalidParams(
+            f"{name} = {value} is outside the physically meaningful range ({low}, {high})"
+        )
 
 
 # --- physics ---------------------------------------------------------------------------------------------------
 
 
-def apparent_viscosity(viscosity_at_reference: float, flow_index: float, shear_rate: float) -> float:
+def apparent_viscosity(
+    viscosity_at_reference: float, flow_index: float, shear_rate: float
+) -> float:
     """Power-law viscosity at `shear_rate`, given its value at the reference shear rate, Pa·s."""
     return viscosity_at_reference * math.pow(shear_rate / REFERENCE_SHEAR_RATE, flow_index - 1.0)
 
@@ -231,7 +235,9 @@ def initial_grid(p: Params) -> Grid:
     grid = Grid(rings, cells, [], [0.0] * rings, [0] * rings)
     dollop_r = JAR_RADIUS_M * math.sqrt(p.fruit_fraction)
     centre = JAR_RADIUS_M - dollop_r
-    grid.conc = [[_coverage(grid, i, j, centre, dollop_r) for j in range(cells)] for i in range(rings)]
+    grid.conc = [
+        [_coverage(grid, i, j, centre, dollop_r) for j in range(cells)] for i in range(rings)
+    ]
     return grid
 
 
@@ -253,7 +259,9 @@ def _coverage(grid: Grid, ring: int, cell: int, centre: float, radius: float) ->
 
 def statistics(grid: Grid) -> tuple[float, float]:
     """Area-weighted mean and standard deviation of the concentration over the slice."""
-    weights = [grid.radius(i) for i in range(grid.rings)]  # a cell's area is proportional to its radius
+    weights = [
+        grid.radius(i) for i in range(grid.rings)
+    ]  # a cell's area is proportional to its radius
     total_weight = sum(weights) * grid.cells
     mean = sum(w * math.fsum(row) for w, row in zip(weights, grid.conc)) / total_weight
     square = sum(w * math.fsum((c - mean) ** 2 for c in row) for w, row in zip(weights, grid.conc))
@@ -278,7 +286,9 @@ def rotate(grid: Grid, swirl_angle_speed: float) -> None:
 def diffuse_radially(grid: Grid, kappa: float) -> None:
     """Backward-Euler radial diffusion, all columns at once; `kappa` = D·Δt/Δr². No flux at the axis or the wall."""
     n = grid.rings
-    lower = [-kappa * i / (i + 0.5) for i in range(n)]  # faces have radius i·Δr, centres (i + 0.5)·Δr
+    lower = [
+        -kappa * i / (i + 0.5) for i in range(n)
+    ]  # faces have radius i·Δr, centres (i + 0.5)·Δr
     upper = [-kappa * (i + 1) / (i + 0.5) if i < n - 1 else 0.0 for i in range(n)]
     factors: list[float] = []
     rows: list[list[float]] = []
@@ -311,7 +321,9 @@ def solve_periodic(x: Sequence[float], beta: float) -> list[float]:
     βρ² − (1 + 2β)ρ + β = 0, so two first-order recursions solve it; each starts from its exact periodic value.
     """
     n = len(x)
-    rho = 2 * beta / (1 + 2 * beta + math.sqrt(1 + 4 * beta))  # this form does not cancel when β is small
+    rho = (
+        2 * beta / (1 + 2 * beta + math.sqrt(1 + 4 * beta))
+    )  # this form does not cancel when β is small
     if n * (1.0 - rho) < 1e-9:  # diffusion so strong that the ring is uniform to rounding
         return [math.fsum(x) / n] * n
     wrap = 1.0 / (1.0 - rho**n)
@@ -371,13 +383,18 @@ def simulate(blender: Blender) -> list[tuple[float, float, float, float]]:
     mean0, sigma0 = statistics(blender.grid)
     rows = [(0.0, 0.0, sigma0 / mean0, mean0)]
     end = blender.params.blend_duration
-    next_report = min(0.01, 0.1 * end)  # doubling at first, where mixing is fastest, then every tenth
+    next_report = min(
+        0.01, 0.1 * end
+    )  # doubling at first, where mixing is fastest, then every tenth
     while end - blender.t > 1e-9:
         blender.advance(blender.next_step())
         mean, sigma = statistics(blender.grid)
         rows.append((blender.t, 1.0 - sigma / sigma0, sigma / mean, mean))
         if blender.t >= next_report - 1e-9:
-            print(f"t = {blender.t:8.3f} s   mixing index {rows[-1][1]:.4f}   mean {mean:.9f}", flush=True)
+            print(
+                f"t = {blender.t:8.3f} s   mixing index {rows[-1][1]:.4f}   mean {mean:.9f}",
+                flush=True,
+            )
             next_report = min(2 * next_report, next_report + 0.1 * end)
     _check_conservation(mean0, rows[-1][3])
     return rows
@@ -386,7 +403,9 @@ def simulate(blender: Blender) -> list[tuple[float, float, float, float]]:
 def _check_conservation(initial: float, final: float) -> None:
     # Both solvers conserve exactly in exact arithmetic; more drift than rounding means a bug, not a result.
     if not math.isfinite(final) or abs(final - initial) > 1e-9 * max(initial, 1e-12):
-        raise RuntimeError(f"fruit is not conserved: mean concentration {initial!r} became {final!r}")
+        raise RuntimeError(
+            f"fruit is not conserved: mean concentration {initial!r} became {final!r}"
+        )
 
 
 # --- output ----------------------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ class RemoteState(StrEnum):
     RUNNING = "RUNNING"
     DONE = "DONE"  # ended; the job's own report (or its exit-code file) says how
     CANCELLED = "CANCELLED"
-    FAILED = "FAILED"  # ended badly by the scheduler's account (node failure, out of memory, timeout)
+    FAILED = (
+        "FAILED"  # ended badly by the scheduler's account (node failure, out of memory, timeout)
+    )
     UNKNOWN = "UNKNOWN"  # the scheduler no longer knows the id
 
     @property
@@ -39,7 +41,9 @@ class Submission:
     cpus: int = 1
     walltime: str = "00:30:00"  # HH:MM:SS
     memory_mb: int | None = None
-    options: dict[str, str] = field(default_factory=dict)  # target settings: partition, account, qos, queue
+    options: dict[str, str] = field(
+        default_factory=dict
+    )  # target settings: partition, account, qos, queue
     setup: tuple[str, ...] = ()  # the target's environment set-up lines, run before the command
 
 

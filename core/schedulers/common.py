@@ -16,8 +16,12 @@ from core.errors import InvalidSubmission
 from core.schedulers.base import RemoteState, Scheduler, Submission
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-WALLTIME = re.compile(r"\d{1,4}:[0-5]\d:[0-5]\d")  # HH:MM:SS; hours may pass 24 (Slurm and PBS both accept 48:00:00)
-SIMPLE_VALUE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # queue, account, qos and the like: no spaces, quotes or `=`
+WALLTIME = re.compile(
+    r"\d{1,4}:[0-5]\d:[0-5]\d"
+)  # HH:MM:SS; hours may pass 24 (Slurm and PBS both accept 48:00:00)
+SIMPLE_VALUE = re.compile(
+    r"[A-Za-z0-9_.-]{1,64}"
+)  # queue, account, qos and the like: no spaces, quotes or `=`
 
 # name → the adapter's factory, which takes the target's options. Filled by `@register` as each adapter module is
 # imported (`core/schedulers/__init__.py` imports every module of the package), read by `get_scheduler` and by the
@@ -40,15 +44,21 @@ def check_submission(job: Submission) -> None:
             raise InvalidSubmission(f"{field} must be a positive whole number, not {value!r}")
 
 
-def check_options(options: Mapping[str, str], patterns: Mapping[str, re.Pattern[str]], scheduler: str) -> None:
+def check_options(
+    options: Mapping[str, str], patterns: Mapping[str, re.Pattern[str]], scheduler: str
+) -> None:
     """Refuse an option this scheduler does not know, or a value that does not match its pattern."""
     for key, value in options.items():
         pattern = patterns.get(key)
         if pattern is None:
             known = ", ".join(sorted(patterns)) or "none"
-            raise InvalidSubmission(f"{scheduler} does not know the option {key!r} (known: {known})")
+            raise InvalidSubmission(
+                f"{scheduler} does not know the option {key!r} (known: {known})"
+            )
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise InvalidSubmission(f"{scheduler} option {key}={value!r} must match {pattern.pattern}")
+            raise InvalidSubmission(
+                f"{scheduler} option {key}={value!r} must match {pattern.pattern}"
+            )
 
 
 def script_body(job: Submission) -> list[str]:
@@ -84,11 +94,17 @@ class BatchScheduler:
     """
 
     name: str  # the target's `scheduler`; a plain attribute, as the `Scheduler` protocol has it
-    OPTIONS: ClassVar[Mapping[str, re.Pattern[str]]] = {}  # the target options a job may set: name → allowed values
-    JOB_ID: ClassVar[re.Pattern[str]]  # what a scheduler id looks like: every id is checked before it reaches an argv
+    OPTIONS: ClassVar[
+        Mapping[str, re.Pattern[str]]
+    ] = {}  # the target options a job may set: name → allowed values
+    JOB_ID: ClassVar[
+        re.Pattern[str]
+    ]  # what a scheduler id looks like: every id is checked before it reaches an argv
     ID_NAME: ClassVar[str]  # what an id is called in errors ("Slurm job id")
     SUBMITTER: ClassVar[str]  # the submit command, as errors name it ("sbatch")
-    DIRECTIVE: ClassVar[str] = ""  # the prefix of the directive lines ("#SBATCH"); none when there are no directives
+    DIRECTIVE: ClassVar[str] = (
+        ""  # the prefix of the directive lines ("#SBATCH"); none when there are no directives
+    )
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> Self:

@@ -25,7 +25,7 @@ PID = re.compile(r"(?!1\Z)[1-9][0-9]{0,9}")
 # in place instead of forking: "$!" is the job's PID, its process group and its session.
 SUBMIT = (
     'cd "$2" || exit 1; '
-    "for tool in setsid nohup; do command -v \"$tool\" >/dev/null || "
+    'for tool in setsid nohup; do command -v "$tool" >/dev/null || '
     '{ echo "$0: $tool is missing on this host" >&2; exit 127; }; done; '
     '[ -f "$1" ] || { echo "$0: no batch script at $1" >&2; exit 1; }; '
     'setsid nohup sh "$1" </dev/null >stdout.txt 2>stderr.txt & echo "$!"'
@@ -38,7 +38,7 @@ SUBMIT = (
 STATUS = (
     'set -f; for pid do [ "$pid" = "$$" ] && continue; '
     '{ read -r stat < "/proc/$pid/stat"; } 2>/dev/null || continue; '
-    'set -- ${stat##*) }; '
+    "set -- ${stat##*) }; "
     '[ "$4" = "$pid" ] && [ "$1" != Z ] && [ "$1" != X ] && echo "$pid $1"; done; exit 0'
 )
 

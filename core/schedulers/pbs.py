@@ -18,12 +18,18 @@ from core.schedulers.base import RemoteState, Submission
 from core.schedulers.common import SIMPLE_VALUE, BatchScheduler, register
 
 FLAVOURS = ("pro", "torque")
-OPTIONS = {"queue": SIMPLE_VALUE, "account": SIMPLE_VALUE, "flavour": re.compile("|".join(FLAVOURS))}
+OPTIONS = {
+    "queue": SIMPLE_VALUE,
+    "account": SIMPLE_VALUE,
+    "flavour": re.compile("|".join(FLAVOURS)),
+}
 # qsub reads `#PBS` lines itself and takes "host:path" for -o/-e; no manual here promises how it treats spaces or
 # quotes, so a path in a directive is kept to characters that need neither.
 SAFE_PATH = re.compile(r"/[A-Za-z0-9_./+-]*")
 NAME_LIMIT = 15  # Torque and older PBS Pro refuse longer job names; both want a letter first
-JOB_ID = re.compile(r"\d+(\[\d*\])?(\.[A-Za-z0-9_.-]+)?")  # 123, 123.server.domain, 123[].server (an array)
+JOB_ID = re.compile(
+    r"\d+(\[\d*\])?(\.[A-Za-z0-9_.-]+)?"
+)  # 123, 123.server.domain, 123[].server (an array)
 
 # PBS Professional Reference Guide, "Job States" (https://help.altair.com/2022.1.0/PBS%20Professional/
 # PBSReferenceGuide2022.1.pdf, §8.1), plus Torque's C (https://docs.adaptivecomputing.com/torque/6-1-2/adminGuide/
@@ -112,8 +118,14 @@ class PbsScheduler(BatchScheduler):
 def _directives(job: Submission, flavour: str) -> list[str]:
     # -S: PBS runs the script with the user's login shell unless told otherwise, and a csh login shell would
     # misread this POSIX sh script whatever its #! line says.
-    lines = ["-S /bin/sh", f"-N {_name(job.name)}", *_resources(job, flavour), f"-l walltime={job.walltime}",
-             f"-o {_path(job.job_dir, 'stdout.txt')}", f"-e {_path(job.job_dir, 'stderr.txt')}"]
+    lines = [
+        "-S /bin/sh",
+        f"-N {_name(job.name)}",
+        *_resources(job, flavour),
+        f"-l walltime={job.walltime}",
+        f"-o {_path(job.job_dir, 'stdout.txt')}",
+        f"-e {_path(job.job_dir, 'stderr.txt')}",
+    ]
     if "queue" in job.options:
         lines.append(f"-q {job.options['queue']}")
     if "account" in job.options:
@@ -138,13 +150,15 @@ def _name(name: str) -> str:
     owner's key, shared by all of a user's jobs, so a long one keeps its tail (time and random part) instead."""
     if len(name) <= NAME_LIMIT and name[0].isalpha():
         return name
-    return "s" + name[-(NAME_LIMIT - 1):]
+    return "s" + name[-(NAME_LIMIT - 1) :]
 
 
 def _path(job_dir: str, name: str) -> str:
     path = f"{job_dir.rstrip('/')}/{name}"
     if not SAFE_PATH.fullmatch(path):
-        raise InvalidSubmission(f"job_dir {job_dir!r} cannot go in a #PBS line (only letters, digits and _ . / + -)")
+        raise InvalidSubmission(
+            f"job_dir {job_dir!r} cannot go in a #PBS line (only letters, digits and _ . / + -)"
+        )
     return path
 
 
@@ -158,10 +172,16 @@ def _json_states(stdout: str) -> dict[str, RemoteState]:
         report = json.loads(stdout)
     except ValueError as exc:
         raise Unavailable(f"qstat's JSON does not parse: {exc}") from exc
-    jobs = report.get("Jobs", {}) if isinstance(report, dict) else None  # no "Jobs" at all when none is listed
+    jobs = (
+        report.get("Jobs", {}) if isinstance(report, dict) else None
+    )  # no "Jobs" at all when none is listed
     if not isinstance(jobs, Mapping):
         raise Unavailable("qstat's JSON has no object of jobs")
-    return {_sequence(key): _state(job.get("job_state")) for key, job in jobs.items() if isinstance(job, Mapping)}
+    return {
+        _sequence(key): _state(job.get("job_state"))
+        for key, job in jobs.items()
+        if isinstance(job, Mapping)
+    }
 
 
 def _text_states(stdout: str) -> dict[str, RemoteState]:

@@ -23,10 +23,14 @@ OPTIONS = {
     "account": SIMPLE_VALUE,
     "qos": SIMPLE_VALUE,
     "reservation": re.compile(LIST),
-    "constraint": re.compile(r"[A-Za-z0-9_.,&|*()\[\]:!-]{1,256}"),  # features: intel&ib, [rack1|rack2], gpu*2
+    "constraint": re.compile(
+        r"[A-Za-z0-9_.,&|*()\[\]:!-]{1,256}"
+    ),  # features: intel&ib, [rack1|rack2], gpu*2
 }
 SUBMITTED = re.compile(r"(\d+)(;[A-Za-z0-9_.-]+)?")  # --parsable: "id" or "id;cluster"
-JOB_ID = re.compile(r"\d+([_+]\d+)?")  # a job, an array task (123_4) or a heterogeneous component (123+0)
+JOB_ID = re.compile(
+    r"\d+([_+]\d+)?"
+)  # a job, an array task (123_4) or a heterogeneous component (123+0)
 
 # https://slurm.schedmd.com/squeue.html#SECTION_JOB-STATE-CODES (22.05 lists all of these)
 STATES = {
@@ -58,8 +62,14 @@ STATES = {
 }
 # When one id stands for several rows (an array's tasks, a heterogeneous job's components), the job is as far along
 # as its least finished part: still running if any part runs, failed if any part failed once all have ended.
-PRECEDENCE = [RemoteState.RUNNING, RemoteState.PENDING, RemoteState.UNKNOWN, RemoteState.FAILED,
-              RemoteState.CANCELLED, RemoteState.DONE]
+PRECEDENCE = [
+    RemoteState.RUNNING,
+    RemoteState.PENDING,
+    RemoteState.UNKNOWN,
+    RemoteState.FAILED,
+    RemoteState.CANCELLED,
+    RemoteState.DONE,
+]
 
 
 @register
@@ -111,12 +121,20 @@ class SlurmScheduler(BatchScheduler):
 def _directives(job: Submission) -> list[str]:
     # One task per node with all the cpus: `--ntasks=1` with `--nodes=2` makes sbatch warn "can't run 1 processes on
     # 2 nodes, setting nnodes to 1" and drop the extra nodes.
-    lines = [f"--job-name={job.name}", f"--nodes={job.nodes}", "--ntasks-per-node=1", f"--cpus-per-task={job.cpus}",
-             f"--time={job.walltime}"]
+    lines = [
+        f"--job-name={job.name}",
+        f"--nodes={job.nodes}",
+        "--ntasks-per-node=1",
+        f"--cpus-per-task={job.cpus}",
+        f"--time={job.walltime}",
+    ]
     if job.memory_mb is not None:
         lines.append(f"--mem={job.memory_mb}")  # per node, in MB (sbatch's default unit)
-    lines += [f"--output={_path(job.job_dir, 'stdout.txt')}", f"--error={_path(job.job_dir, 'stderr.txt')}",
-              f"--chdir={_path(job.job_dir)}"]
+    lines += [
+        f"--output={_path(job.job_dir, 'stdout.txt')}",
+        f"--error={_path(job.job_dir, 'stderr.txt')}",
+        f"--chdir={_path(job.job_dir)}",
+    ]
     return lines + [f"--{key}={job.options[key]}" for key in OPTIONS if key in job.options]
 
 
@@ -124,7 +142,8 @@ def _path(job_dir: str, name: str | None = None) -> str:
     path = f"{job_dir.rstrip('/')}/{name}" if name else job_dir
     if UNSAFE_IN_DIRECTIVE.search(path):
         raise InvalidSubmission(
-            f"job_dir {job_dir!r} cannot go in an #SBATCH line (no \", \\, %, # or control characters)")
+            f'job_dir {job_dir!r} cannot go in an #SBATCH line (no ", \\, %, # or control characters)'
+        )
     return f'"{path}"'
 
 

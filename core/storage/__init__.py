@@ -37,7 +37,11 @@ def _on_request(request: Any) -> None:
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """Options every storage client takes: trust for a local certificate, the request hook, bounded retries."""
-    options: dict[str, Any] = {"raw_request_hook": _on_request, "retry_total": 3, "connection_timeout": 10}
+    options: dict[str, Any] = {
+        "raw_request_hook": _on_request,
+        "retry_total": 3,
+        "connection_timeout": 10,
+    }
     if settings.storage_ca:
         options["connection_verify"] = settings.storage_ca
     return options
@@ -45,7 +49,10 @@ def client_options(settings: Settings) -> dict[str, Any]:
 
 def uses_key(settings: Settings) -> bool:
     """Whether storage is reached by a connection string with a key (Azurite) rather than the managed identity."""
-    return "AccountKey=" in settings.storage_connection or "UseDevelopmentStorage" in settings.storage_connection
+    return (
+        "AccountKey=" in settings.storage_connection
+        or "UseDevelopmentStorage" in settings.storage_connection
+    )
 
 
 def managed_identity() -> Any:

@@ -34,17 +34,26 @@ class AzuriteCredential:
     def for_endpoint(cls, url: str) -> AzuriteCredential:
         """The credential for `url`, which must be a local (emulator) endpoint."""
         if urlsplit(url).hostname not in LOOPBACK:
-            raise Unavailable(f"the azurite storage credential only serves local endpoints, not {url!r}")
+            raise Unavailable(
+                f"the azurite storage credential only serves local endpoints, not {url!r}"
+            )
         return cls()
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         """A fresh token valid for an hour."""
         now = int(time.time())
         claims = {
-            "aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{_TID}/",
-            "iat": now - 60, "nbf": now - 60, "exp": now + _TTL, "oid": _OID, "tid": _TID,
+            "aud": "https://storage.azure.com",
+            "iss": f"https://sts.windows.net/{_TID}/",
+            "iat": now - 60,
+            "nbf": now - 60,
+            "exp": now + _TTL,
+            "oid": _OID,
+            "tid": _TID,
         }
-        return AccessToken(f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.unsigned", now + _TTL)
+        return AccessToken(
+            f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.unsigned", now + _TTL
+        )
 
     def close(self) -> None:
         """Nothing to release."""

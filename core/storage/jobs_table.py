@@ -16,7 +16,12 @@ from dataclasses import replace
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from core.config import Settings
@@ -28,8 +33,18 @@ from core.states import SWEPT, WAITING, JobState
 from core.storage import client_options, managed_identity, uses_key
 
 HEADER_FIELDS = [
-    "PartitionKey", "RowKey", "owner", "owner_name", "case_id", "title", "description", "status",
-    "created_at", "updated_at", "reason", "progress",
+    "PartitionKey",
+    "RowKey",
+    "owner",
+    "owner_name",
+    "case_id",
+    "title",
+    "description",
+    "status",
+    "created_at",
+    "updated_at",
+    "reason",
+    "progress",
 ]
 
 
@@ -55,7 +70,10 @@ class JobsTable:
         """Write `job` if it is unchanged since it was read; `ConcurrencyConflict` otherwise."""
         with _translated(job.job_id):
             meta = self._client.update_entity(
-                to_entity(job), mode=UpdateMode.REPLACE, etag=job.etag, match_condition=MatchConditions.IfNotModified
+                to_entity(job),
+                mode=UpdateMode.REPLACE,
+                etag=job.etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         return _with_etag(job, meta)
 
@@ -63,9 +81,13 @@ class JobsTable:
         """Remove `job` if it is unchanged since it was read."""
         partition, row = split_job_id(job.job_id)
         with _translated(job.job_id):
-            self._client.delete_entity(partition, row, etag=job.etag, match_condition=MatchConditions.IfNotModified)
+            self._client.delete_entity(
+                partition, row, etag=job.etag, match_condition=MatchConditions.IfNotModified
+            )
 
-    def page(self, query: JobQuery, per_page: int, cursor: str | None) -> tuple[list[Job], str | None]:
+    def page(
+        self, query: JobQuery, per_page: int, cursor: str | None
+    ) -> tuple[list[Job], str | None]:
         """One page of job headers matching `query`, newest first (one request), and the next page's cursor."""
         token: Any = decode_cursor(cursor)  # the SDK's token is a dict, though typed as str
         text, parameters = _filter(query)
@@ -90,7 +112,9 @@ class JobsTable:
         and tests' own)."""
         found: list[Job] = []
         with _translated():
-            for entity in self._client.query_entities(query, parameters=parameters, results_per_page=min(limit, 1000)):
+            for entity in self._client.query_entities(
+                query, parameters=parameters, results_per_page=min(limit, 1000)
+            ):
                 found.append(from_entity(entity))
                 if len(found) >= limit:
                     break
@@ -117,15 +141,28 @@ def to_entity(job: Job) -> dict[str, Any]:
     """The table entity of a job (values and history as JSON text)."""
     partition, row = split_job_id(job.job_id)
     entity = {
-        "PartitionKey": partition, "RowKey": row, "owner": job.owner, "owner_name": job.owner_name,
-        "case_id": job.case_id, "title": job.title, "description": job.description, "status": job.status.value,
-        "created_at": job.created_at, "updated_at": job.updated_at,
-        "values": json.dumps(job.values), "history": json.dumps([c.as_dict() for c in job.history]),
-        "reason": job.reason, "progress": job.progress, "message": job.message,
+        "PartitionKey": partition,
+        "RowKey": row,
+        "owner": job.owner,
+        "owner_name": job.owner_name,
+        "case_id": job.case_id,
+        "title": job.title,
+        "description": job.description,
+        "status": job.status.value,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "values": json.dumps(job.values),
+        "history": json.dumps([c.as_dict() for c in job.history]),
+        "reason": job.reason,
+        "progress": job.progress,
+        "message": job.message,
         "outputs": json.dumps([o.as_dict() for o in job.outputs]) if job.outputs else None,
         "scheduler_id": job.scheduler_id,
-        "token_hash": job.token_hash, "dispatch_message": job.dispatch_message, "dispatch_error": job.dispatch_error,
-        "checked_at": job.checked_at, "upload_expires": job.upload_expires,
+        "token_hash": job.token_hash,
+        "dispatch_message": job.dispatch_message,
+        "dispatch_error": job.dispatch_error,
+        "checked_at": job.checked_at,
+        "upload_expires": job.upload_expires,
     }
     return {k: v for k, v in entity.items() if v is not None}
 
@@ -133,18 +170,31 @@ def to_entity(job: Job) -> dict[str, Any]:
 def from_entity(entity: Any) -> Job:
     """The job stored in `entity` (a header-only entity gives empty values and history)."""
     changes = json.loads(entity.get("history", "[]"))
-    history = tuple(Change(JobState(c["status"]), c["at"], c["by"], c.get("reason")) for c in changes)
+    history = tuple(
+        Change(JobState(c["status"]), c["at"], c["by"], c.get("reason")) for c in changes
+    )
     return Job(
-        job_id=f"{entity['PartitionKey']}-{entity['RowKey']}", owner=entity["owner"],
-        owner_name=entity["owner_name"], case_id=int(entity["case_id"]), title=entity["title"],
-        description=entity.get("description", ""), status=JobState(entity["status"]),
-        created_at=entity["created_at"], updated_at=entity["updated_at"],
-        values=json.loads(entity.get("values", "{}")), history=history, reason=entity.get("reason"),
-        progress=entity.get("progress"), message=entity.get("message"),
+        job_id=f"{entity['PartitionKey']}-{entity['RowKey']}",
+        owner=entity["owner"],
+        owner_name=entity["owner_name"],
+        case_id=int(entity["case_id"]),
+        title=entity["title"],
+        description=entity.get("description", ""),
+        status=JobState(entity["status"]),
+        created_at=entity["created_at"],
+        updated_at=entity["updated_at"],
+        values=json.loads(entity.get("values", "{}")),
+        history=history,
+        reason=entity.get("reason"),
+        progress=entity.get("progress"),
+        message=entity.get("message"),
         outputs=tuple(Output(**o) for o in json.loads(entity.get("outputs", "[]"))),
-        scheduler_id=entity.get("scheduler_id"), token_hash=entity.get("token_hash"),
-        dispatch_message=entity.get("dispatch_message"), dispatch_error=entity.get("dispatch_error"),
-        checked_at=entity.get("checked_at"), upload_expires=entity.get("upload_expires"),
+        scheduler_id=entity.get("scheduler_id"),
+        token_hash=entity.get("token_hash"),
+        dispatch_message=entity.get("dispatch_message"),
+        dispatch_error=entity.get("dispatch_error"),
+        checked_at=entity.get("checked_at"),
+        upload_expires=entity.get("upload_expires"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 
@@ -157,7 +207,11 @@ def encode_cursor(token: Any) -> str | None:
     """The service's continuation token as an opaque URL-safe cursor."""
     if not token:
         return None
-    return base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
+    return (
+        base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode())
+        .decode()
+        .rstrip("=")
+    )
 
 
 def decode_cursor(cursor: str | None) -> dict[str, str] | None:
@@ -166,13 +220,19 @@ def decode_cursor(cursor: str | None) -> dict[str, str] | None:
     if not cursor:
         return None
     if not re.fullmatch(CURSOR, cursor):
-        raise InvalidInput.field("cursor", "must be a cursor from a page's Link (base64url)", "query")
+        raise InvalidInput.field(
+            "cursor", "must be a cursor from a page's Link (base64url)", "query"
+        )
     try:
         token = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         token = None
-    if not (isinstance(token, dict) and token and all(isinstance(v, str) and len(v) < 300 for v in token.values())
-            and set(token) <= {"PartitionKey", "RowKey"}):
+    if not (
+        isinstance(token, dict)
+        and token
+        and all(isinstance(v, str) and len(v) < 300 for v in token.values())
+        and set(token) <= {"PartitionKey", "RowKey"}
+    ):
         # Well formed, so the document allows it: the page it names (the URL with its query) does not exist.
         raise NotFound("no page of jobs at this cursor: it is not one this service gave out")
     return token
@@ -186,7 +246,9 @@ def _translated(job_id: str | None = None) -> Iterator[None]:
     except ResourceNotFoundError as exc:
         raise NotFound(f"there is no job {job_id!r}") from exc
     except ResourceModifiedError as exc:
-        raise ConcurrencyConflict("the job changed while this request was handled; try again") from exc
+        raise ConcurrencyConflict(
+            "the job changed while this request was handled; try again"
+        ) from exc
     except ResourceExistsError as exc:
         raise Conflict("a job with this id exists already") from exc
     except AzureError as exc:
@@ -204,4 +266,3 @@ def make_client(settings: Settings) -> TableClient:
     with contextlib.suppress(ResourceExistsError):
         service.create_table(settings.jobs_table)
     return service.get_table_client(settings.jobs_table)
-

@@ -24,7 +24,12 @@ from typing import Any
 from urllib.parse import quote
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.storage.blob import (
     BlobBlock,
     BlobClient,
@@ -46,7 +51,9 @@ from core.storage.azurite import AzuriteCredential
 KEY_LIFETIME = timedelta(hours=6)
 # A key is replaced once less than this is left: every SAS signed with it must expire before it does.
 KEY_MARGIN = timedelta(minutes=MAX_GRANT_MINUTES + 5)
-CLOCK_SKEW = timedelta(minutes=5)  # SAS start times are back-dated: the storage service's clock may be ahead
+CLOCK_SKEW = timedelta(
+    minutes=5
+)  # SAS start times are back-dated: the storage service's clock may be ahead
 # Copy Blob From URL (one synchronous request) takes sources up to 256 MiB; larger outputs are copied as blocks
 # with Put Block From URL, then committed.
 SYNC_COPY_LIMIT = 256 * 1024 * 1024
@@ -66,7 +73,9 @@ def uploads_of(job_id: str) -> str:
 
 def attachment(filename: str) -> str:
     """A `Content-Disposition` that saves the download as `filename` (RFC 6266, with RFC 8187's `filename*`)."""
-    plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename)
+    plain = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename
+    )
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
@@ -114,7 +123,9 @@ class JobOutputs:
         if not copies:
             return
         with ThreadPoolExecutor(min(COPY_THREADS, max(len(copies), 1))) as pool:
-            for done in [pool.submit(self._copy, job_id, source, name) for name, source in copies.items()]:
+            for done in [
+                pool.submit(self._copy, job_id, source, name) for name, source in copies.items()
+            ]:
                 done.result()
 
     def _copy(self, job_id: str, source: StoredBlob, name: str) -> None:
@@ -123,11 +134,18 @@ class JobOutputs:
         try:
             with _translated():
                 if source.size <= SYNC_COPY_LIMIT:
-                    target.start_copy_from_url(url, requires_sync=True, source_etag=source.etag,
-                                               source_match_condition=MatchConditions.IfNotModified)
+                    target.start_copy_from_url(
+                        url,
+                        requires_sync=True,
+                        source_etag=source.etag,
+                        source_match_condition=MatchConditions.IfNotModified,
+                    )
                 else:
                     self._copy_blocks(job_id, source, url, target)
-        except (ResourceModifiedError, ResourceNotFoundError):  # rewritten, or the job ended meanwhile
+        except (
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        ):  # rewritten, or the job ended meanwhile
             raise Unavailable(f"{source.name} changed while it was being recorded") from None
 
     def _copy_blocks(self, job_id: str, source: StoredBlob, url: str, target: BlobClient) -> None:
@@ -138,27 +156,46 @@ class JobOutputs:
             target.stage_block_from_url(block, url, offset, min(COPY_BLOCK, source.size - offset))
             blocks.append(BlobBlock(block))
         md5 = bytearray(base64.b64decode(source.md5)) if source.md5 else None
-        target.commit_block_list(blocks, content_settings=ContentSettings(source.content_type, content_md5=md5))
+        target.commit_block_list(
+            blocks, content_settings=ContentSettings(source.content_type, content_md5=md5)
+        )
         now = self._service.get_blob_client(uploads_of(job_id), source.name).get_blob_properties()
-        if now.etag.strip('"') != source.etag.strip('"'):  # written meanwhile: the copy may mix two versions
+        if now.etag.strip('"') != source.etag.strip(
+            '"'
+        ):  # written meanwhile: the copy may mix two versions
             raise ResourceModifiedError("the source changed during the copy")
 
     def _source_url(self, job_id: str, name: str) -> str:
         start, expiry = _window(10)
         token = generate_blob_sas(
-            self._account, uploads_of(job_id), name, user_delegation_key=self._delegation_key(),
-            permission=BlobSasPermissions(read=True), start=start, expiry=expiry, protocol="https",
+            self._account,
+            uploads_of(job_id),
+            name,
+            user_delegation_key=self._delegation_key(),
+            permission=BlobSasPermissions(read=True),
+            start=start,
+            expiry=expiry,
+            protocol="https",
         )
         return f"{self._container_uri(uploads_of(job_id))}/{quote(name)}?{token}"
 
-    def read_grant(self, job_id: str, name: str, *, minutes: int, filename: str, content_type: str) -> Grant:
+    def read_grant(
+        self, job_id: str, name: str, *, minutes: int, filename: str, content_type: str
+    ) -> Grant:
         """A read-only, HTTPS-only SAS for one output blob that makes a browser save it as `filename` with
         `content_type`, whatever the blob's own properties say."""
         start, expiry = _window(minutes)
         token = generate_blob_sas(
-            self._account, container_of(job_id), name, user_delegation_key=self._delegation_key(),
-            permission=BlobSasPermissions(read=True), start=start, expiry=expiry, protocol="https",
-            content_disposition=attachment(filename), content_type=content_type,
+            self._account,
+            container_of(job_id),
+            name,
+            user_delegation_key=self._delegation_key(),
+            permission=BlobSasPermissions(read=True),
+            start=start,
+            expiry=expiry,
+            protocol="https",
+            content_disposition=attachment(filename),
+            content_type=content_type,
         )
         return Grant(self.blob_uri(job_id, name), token, expiry)
 
@@ -166,8 +203,12 @@ class JobOutputs:
         """A create-and-write-only, HTTPS-only SAS for the job's upload container until `expiry`: no read, list or
         delete. The same `expiry` signs the same grant again (its start is derived from it)."""
         token = generate_container_sas(
-            self._account, uploads_of(job_id), user_delegation_key=self._delegation_key(),
-            permission=ContainerSasPermissions(create=True, write=True), start=grant_start(expiry), expiry=expiry,
+            self._account,
+            uploads_of(job_id),
+            user_delegation_key=self._delegation_key(),
+            permission=ContainerSasPermissions(create=True, write=True),
+            start=grant_start(expiry),
+            expiry=expiry,
             protocol="https",
         )
         return Grant(self._container_uri(uploads_of(job_id)), token, expiry)
@@ -181,7 +222,9 @@ class JobOutputs:
             now = datetime.now(UTC)
             if self._key is None or self._key_expiry - now < KEY_MARGIN:
                 with _translated():
-                    self._key = self._service.get_user_delegation_key(now - CLOCK_SKEW, now + KEY_LIFETIME)
+                    self._key = self._service.get_user_delegation_key(
+                        now - CLOCK_SKEW, now + KEY_LIFETIME
+                    )
                 self._key_expiry = now + KEY_LIFETIME
             return self._key
 
@@ -195,8 +238,11 @@ def grant_start(expiry: datetime) -> datetime:
 def _stored(blob: Any) -> StoredBlob:
     md5 = blob.content_settings.content_md5
     return StoredBlob(
-        name=blob.name, size=blob.size, content_type=blob.content_settings.content_type or "application/octet-stream",
-        etag=blob.etag, md5=base64.b64encode(md5).decode() if md5 else None,
+        name=blob.name,
+        size=blob.size,
+        content_type=blob.content_settings.content_type or "application/octet-stream",
+        etag=blob.etag,
+        md5=base64.b64encode(md5).decode() if md5 else None,
         copied=bool(blob.copy and (blob.copy.id or blob.copy.source)),
     )
 
@@ -219,7 +265,9 @@ def _translated() -> Iterator[None]:
 def make_service(settings: Settings) -> BlobServiceClient:
     """A blob service client signed in with a token: the managed identity, or locally one Azurite accepts."""
     if not settings.outputs_url:
-        raise Unavailable("output storage is not configured (SIMGATE_OUTPUTS_URL or AzureWebJobsStorage)")
+        raise Unavailable(
+            "output storage is not configured (SIMGATE_OUTPUTS_URL or AzureWebJobsStorage)"
+        )
     options: dict[str, Any] = {**client_options(settings), "api_version": API_VERSION}
     return BlobServiceClient(settings.outputs_url, credential=_credential(settings), **options)
 
@@ -228,7 +276,8 @@ def _credential(settings: Settings) -> Any:
     if settings.storage_credential == "azurite":
         return AzuriteCredential.for_endpoint(settings.outputs_url)
     if settings.storage_credential != "managed-identity":
-        raise Unavailable(f"SIMGATE_STORAGE_CREDENTIAL must be managed-identity or azurite, not "
-                          f"{settings.storage_credential!r}")
+        raise Unavailable(
+            f"SIMGATE_STORAGE_CREDENTIAL must be managed-identity or azurite, not "
+            f"{settings.storage_credential!r}"
+        )
     return managed_identity()
-

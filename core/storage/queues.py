@@ -28,7 +28,9 @@ class QueueDispatch:
         options = {**client_options(settings), "api_version": API_VERSION}
         options["message_encode_policy"] = TextBase64EncodePolicy()
         if uses_key(settings):
-            client = QueueClient.from_connection_string(settings.storage_connection, DISPATCH_QUEUE, **options)
+            client = QueueClient.from_connection_string(
+                settings.storage_connection, DISPATCH_QUEUE, **options
+            )
         else:
             url = f"https://{settings.storage_account}.queue.core.windows.net"
             client = QueueClient(url, DISPATCH_QUEUE, credential=managed_identity(), **options)
@@ -39,7 +41,11 @@ class QueueDispatch:
     def send(self, job_id: str, action: str | None = None, target: str | None = None) -> None:
         """Ask the dispatch worker to submit a job (or, with `action="cancel"`, to stop it; with `action="clean"`,
         to remove a deleted job's folder from `target`)."""
-        body = {"job_id": job_id} | ({"action": action} if action else {}) | ({"target": target} if target else {})
+        body = (
+            {"job_id": job_id}
+            | ({"action": action} if action else {})
+            | ({"target": target} if target else {})
+        )
         try:
             self._client.send_message(json.dumps(body))
         except AzureError as exc:

@@ -37,7 +37,9 @@ PHONE = {"width": 390, "height": 844}
 def ui(gateway: Gateway, azurite: AzuriteFixture) -> Iterator[Gateway]:
     """The gateway, made ready for a browser: dev sign-in with its key, and Azurite letting the page read blobs."""
     if not UI_INDEX.exists():
-        _missing_component(f"{UI_INDEX.relative_to(ROOT)} is missing: build the UI (`node ui/build.mjs`)")
+        _missing_component(
+            f"{UI_INDEX.relative_to(ROOT)} is missing: build the UI (`node ui/build.mjs`)"
+        )
     before = os.environ.get(KEY_SETTING)
     os.environ[KEY_SETTING] = str(gateway.signing_key)
     allow_browser_reads(azurite.connection_string, azurite.ca_path, [gateway.url])
@@ -52,14 +54,19 @@ def ui(gateway: Gateway, azurite: AzuriteFixture) -> Iterator[Gateway]:
 def chromium(azurite: AzuriteFixture) -> Iterator[Any]:
     """Debian's Chromium, headless, trusting the test Azurite's certificate (and no other unknown one)."""
     if not CHROMIUM.exists():
-        _missing_component(f"{CHROMIUM} is missing: `apt-get install chromium` (`make system-deps` as root)")
+        _missing_component(
+            f"{CHROMIUM} is missing: `apt-get install chromium` (`make system-deps` as root)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox",  # as root (CI) Chromium refuses to start with its sandbox
-            f"--ignore-certificate-errors-spki-list={spki_hash(azurite.ca_path)}",
-        ])
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",  # as root (CI) Chromium refuses to start with its sandbox
+                f"--ignore-certificate-errors-spki-list={spki_hash(azurite.ca_path)}",
+            ],
+        )
         try:
             yield browser
         finally:
@@ -72,7 +79,9 @@ def spki_hash(cert_path: Path) -> str:
     from cryptography.hazmat.primitives import serialization
 
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 

@@ -18,10 +18,15 @@ CAVITY_TITLE = "Lid-driven cavity (icoFoam)"
 NOTE = "This case needs OpenFOAM, which its simulator does not provide."
 
 
-def test_an_unavailable_case_says_why_and_cannot_be_run(page: Any, ui: Gateway, embedded_simulator: Any,
-                                                        use_targets: Any, screenshots: Path) -> None:
-    use_targets({"cluster": {**embedded_simulator.target("cluster"), "provides": []},
-                 "local": {**embedded_simulator.target("local"), "provides": []}})
+def test_an_unavailable_case_says_why_and_cannot_be_run(
+    page: Any, ui: Gateway, embedded_simulator: Any, use_targets: Any, screenshots: Path
+) -> None:
+    use_targets(
+        {
+            "cluster": {**embedded_simulator.target("cluster"), "provides": []},
+            "local": {**embedded_simulator.target("local"), "provides": []},
+        }
+    )
 
     # The gallery: the cavity's card carries the note, the smoothie's none.
     page.goto("/ui/")

@@ -24,13 +24,18 @@ def metadata() -> dict[str, Any]:
     """The tenant's OpenID configuration, as Entra publishes it (the parts MSAL reads)."""
     base = f"{AUTHORITY}/oauth2/v2.0"
     return {
-        "issuer": f"{AUTHORITY}/v2.0", "authorization_endpoint": f"{base}/authorize",
-        "token_endpoint": f"{base}/token", "end_session_endpoint": f"{base}/logout",
+        "issuer": f"{AUTHORITY}/v2.0",
+        "authorization_endpoint": f"{base}/authorize",
+        "token_endpoint": f"{base}/token",
+        "end_session_endpoint": f"{base}/logout",
         "jwks_uri": f"https://login.microsoftonline.com/{TENANT}/discovery/v2.0/keys",
         "response_modes_supported": ["query", "fragment", "form_post"],
-        "response_types_supported": ["code", "id_token", "code id_token"], "scopes_supported": ["openid"],
-        "subject_types_supported": ["pairwise"], "id_token_signing_alg_values_supported": ["RS256"],
-        "http_logout_supported": True, "frontchannel_logout_supported": True,
+        "response_types_supported": ["code", "id_token", "code id_token"],
+        "scopes_supported": ["openid"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
     }
 
 
@@ -49,17 +54,30 @@ def test_sign_in_goes_to_entra_with_the_apps_settings(page: Any, ui: Gateway, en
         url = route.request.url
         asked.append(url)
         if url.endswith("/.well-known/openid-configuration"):
-            route.fulfill(status=200, content_type="application/json", body=json.dumps(metadata()),
-                          headers={"Access-Control-Allow-Origin": "*"})
+            route.fulfill(
+                status=200,
+                content_type="application/json",
+                body=json.dumps(metadata()),
+                headers={"Access-Control-Allow-Origin": "*"},
+            )
         elif "/oauth2/v2.0/authorize" in url:
-            route.fulfill(status=200, content_type="text/html", body="<!doctype html><title>Entra (stub)</title>")
+            route.fulfill(
+                status=200,
+                content_type="text/html",
+                body="<!doctype html><title>Entra (stub)</title>",
+            )
         else:
             route.fulfill(status=404, body="", headers={"Access-Control-Allow-Origin": "*"})
 
     page.route("https://login.microsoftonline.com/**", answer)
     config = ui.call("GET", "/ui/config.json").body["auth"]
-    assert config == {"mode": "msal", "client_id": CLIENT_ID, "authority": AUTHORITY, "scopes": [SCOPE],
-                      "redirect_path": "/ui/auth.html"}
+    assert config == {
+        "mode": "msal",
+        "client_id": CLIENT_ID,
+        "authority": AUTHORITY,
+        "scopes": [SCOPE],
+        "redirect_path": "/ui/auth.html",
+    }
 
     page.goto("/ui/jobs")
     page.get_by_role("heading", name="Sign in").wait_for()  # no account yet: the jobs need one
@@ -77,7 +95,9 @@ def test_sign_in_goes_to_entra_with_the_apps_settings(page: Any, ui: Gateway, en
     assert query["state"]
 
 
-def test_the_redirect_bridge_without_a_response_goes_home(page: Any, ui: Gateway, entra: None) -> None:
+def test_the_redirect_bridge_without_a_response_goes_home(
+    page: Any, ui: Gateway, entra: None
+) -> None:
     page.goto("/ui/auth.html")
     page.wait_for_url("**/ui/")
     page.get_by_role("heading", name="Simulation cases").wait_for()

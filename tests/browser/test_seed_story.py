@@ -52,15 +52,20 @@ def sign_in(page: Any, user: str = USER) -> None:
 
 def server_says(gateway: Gateway, name: str, value: Any) -> str:
     """What the API itself answers for a bad value, to compare with what the page shows."""
-    job = gateway.call("POST", "/job", {"case_id": 2, "job_title": "probe"}, user=USER).body["job_id"]
-    reply = gateway.call("PATCH", f"/job/{job}", {"fields": [{"name": name, "value": value}]}, user=USER)
+    job = gateway.call("POST", "/job", {"case_id": 2, "job_title": "probe"}, user=USER).body[
+        "job_id"
+    ]
+    reply = gateway.call(
+        "PATCH", f"/job/{job}", {"fields": [{"name": name, "value": value}]}, user=USER
+    )
     gateway.call("DELETE", f"/job/{job}", user=USER)
     assert reply.status == 422, reply.body
     return str(next(e["detail"] for e in reply.body["errors"] if e["name"] == name))
 
 
-def test_the_seed_story_in_a_browser(page: Any, ui: Gateway, embedded_simulator: Any, use_targets: Any,
-                                     screenshots: Path) -> None:
+def test_the_seed_story_in_a_browser(
+    page: Any, ui: Gateway, embedded_simulator: Any, use_targets: Any, screenshots: Path
+) -> None:
     use_targets({"local": embedded_simulator.target("local")})
 
     # Show all cases: the root sends the browser to the UI's gallery.
@@ -105,13 +110,18 @@ def test_the_seed_story_in_a_browser(page: Any, ui: Gateway, embedded_simulator:
 
     # An out-of-range value: the server's own words appear next to the field, and nothing is saved.
     page.get_by_role("spinbutton", name="Fruit purée fraction").fill("1.5")
-    page.expect_console_error(r"status of 422")  # Chromium logs every 4xx load, this expected one too
+    page.expect_console_error(
+        r"status of 422"
+    )  # Chromium logs every 4xx load, this expected one too
     page.get_by_role("button", name="Save").click()
     error = page.locator("#f-fruit_fraction-error")
     error.wait_for()
     said = server_says(ui, "fruit_fraction", 1.5)
     assert error.inner_text().lower() == said.lower()
-    assert page.get_by_role("spinbutton", name="Fruit purée fraction").get_attribute("aria-invalid") == "true"
+    assert (
+        page.get_by_role("spinbutton", name="Fruit purée fraction").get_attribute("aria-invalid")
+        == "true"
+    )
     assert page.locator(".error-summary").inner_text().count("Fruit purée fraction") == 1
     shot(page, screenshots, "04-case-server-says-no")
 
@@ -132,9 +142,16 @@ def test_the_seed_story_in_a_browser(page: Any, ui: Gateway, embedded_simulator:
     chart.wait_for()
     assert "mixing_index against time_s" in (chart.get_attribute("aria-label") or "")
     assert page.locator("svg.chart path.line").get_attribute("d").count("L") >= 2
-    values = dict(zip(page.locator("table.values tbody th").all_inner_texts(),
-                      page.locator("table.values tbody td").all_inner_texts(), strict=True))
-    assert values["Blade speed"].replace(",", "").replace("\u202f", "").replace(" ", "") == "15000rpm"
+    values = dict(
+        zip(
+            page.locator("table.values tbody th").all_inner_texts(),
+            page.locator("table.values tbody td").all_inner_texts(),
+            strict=True,
+        )
+    )
+    assert (
+        values["Blade speed"].replace(",", "").replace("\u202f", "").replace(" ", "") == "15000rpm"
+    )
     assert values["Fruit purée fraction"].startswith("0.5")
     assert "(default)" in values["Pulse mode"]
     timeline = page.locator("ol.timeline li .badge").all_inner_texts()
@@ -154,7 +171,9 @@ def test_the_seed_story_in_a_browser(page: Any, ui: Gateway, embedded_simulator:
     # Show all jobs: Test 1 is there, completed; the status filter keeps it.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Jobs").click()
     page.get_by_role("heading", name="Your jobs").wait_for()
-    row = page.locator("table.jobs tbody tr", has=page.get_by_role("link", name="Test 1", exact=True))
+    row = page.locator(
+        "table.jobs tbody tr", has=page.get_by_role("link", name="Test 1", exact=True)
+    )
     row.locator(".badge", has_text="Completed").wait_for()
     page.get_by_label("Status").select_option("COMPLETED")
     page.wait_for_url("**/ui/jobs?status=COMPLETED")
@@ -188,8 +207,9 @@ def test_the_seed_story_in_a_browser(page: Any, ui: Gateway, embedded_simulator:
     assert ui.call("GET", f"/job/{copy_id}", user=USER).status == 404
 
 
-def test_a_running_job_is_cancelled_and_a_failed_one_says_why(page: Any, ui: Gateway, embedded_simulator: Any,
-                                                              use_targets: Any, screenshots: Path) -> None:
+def test_a_running_job_is_cancelled_and_a_failed_one_says_why(
+    page: Any, ui: Gateway, embedded_simulator: Any, use_targets: Any, screenshots: Path
+) -> None:
     # A model that sleeps, so the job stays RUNNING until it is cancelled.
     use_targets({"local": embedded_simulator.target("local", setup=SLOW_MODEL)})
     slow = run_by_api(ui, "Slow one")

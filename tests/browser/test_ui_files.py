@@ -22,14 +22,24 @@ ROUTES = RouteTable(index_functions(function_app.app), prefix="")
 SIGN_IN = RouteTable(index_functions(signin.app), prefix="")
 
 
-def get(path: str, headers: dict[str, str] | None = None, table: RouteTable = ROUTES, method: str = "GET",
-        body: bytes = b"") -> func.HttpResponse:
+def get(
+    path: str,
+    headers: dict[str, str] | None = None,
+    table: RouteTable = ROUTES,
+    method: str = "GET",
+    body: bytes = b"",
+) -> func.HttpResponse:
     """Route `path` as the host does and call the function it reaches (404 when none does)."""
     match = table.match(method, path)
     if match is NOT_FOUND:
         return func.HttpResponse(status_code=404)
-    req = func.HttpRequest(method, f"http://127.0.0.1:7071{path}", headers=headers or {}, body=body,
-                           route_params=dict(match.params))
+    req = func.HttpRequest(
+        method,
+        f"http://127.0.0.1:7071{path}",
+        headers=headers or {},
+        body=body,
+        route_params=dict(match.params),
+    )
     result: func.HttpResponse = match.function.user_function(req)
     return result
 
@@ -59,7 +69,10 @@ def test_index_is_revalidated_and_bundles_are_cached_for_a_year(built: Path) -> 
     html = index.get_body().decode()
     script = html.split('<script type="module" src="')[1].split('"')[0]
     style = html.split('<link rel="stylesheet" href="')[1].split('"')[0]
-    for url, kind in ((script, "text/javascript; charset=utf-8"), (style, "text/css; charset=utf-8")):
+    for url, kind in (
+        (script, "text/javascript; charset=utf-8"),
+        (style, "text/css; charset=utf-8"),
+    ):
         resp = get(url)
         assert resp.status_code == 200, url
         assert resp.headers["Content-Type"] == kind
@@ -77,11 +90,24 @@ def test_app_pages_get_the_index_and_missing_files_404(built: Path) -> None:
     assert get("/ui/favicon.svg").headers["Content-Type"] == "image/svg+xml"
 
 
-@pytest.mark.parametrize("path", [
-    "/ui/../function_app.py", "/ui/%2e%2e/host.json", "/ui/..%2Fhost.json", "/ui/assets/..%2F..%2F..%2Fhost.json",
-    "/ui/assets/../../host.json", "/ui/.../host.json", "/ui//etc/passwd", "/ui/%2Fetc%2Fpasswd", "/ui/a\\..\\host.json",
-    "/ui/index.html%00.js", "/ui/.env", "/ui/assets/.hidden", "/ui/%2e%2e%2f%2e%2e%2fhost.json",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/../function_app.py",
+        "/ui/%2e%2e/host.json",
+        "/ui/..%2Fhost.json",
+        "/ui/assets/..%2F..%2F..%2Fhost.json",
+        "/ui/assets/../../host.json",
+        "/ui/.../host.json",
+        "/ui//etc/passwd",
+        "/ui/%2Fetc%2Fpasswd",
+        "/ui/a\\..\\host.json",
+        "/ui/index.html%00.js",
+        "/ui/.env",
+        "/ui/assets/.hidden",
+        "/ui/%2e%2e%2f%2e%2e%2fhost.json",
+    ],
+)
 def test_paths_outside_the_build_are_not_served(built: Path, path: str) -> None:
     resp = get(path)
     assert (resp.status_code, resp.get_body()) == (404, b"not found"), path
@@ -104,14 +130,26 @@ def test_resolve_keeps_to_its_folder(tmp_path: Path) -> None:
 
 def test_sign_in_settings() -> None:
     assert ui.auth_config({}) == {"mode": "dev", "sign_in": "/dev/sign-in"}
-    entra = ui.auth_config({"AUTH_UI_CLIENT_ID": "app-id", "AUTH_AUDIENCE": "api://simgate",
-                            "AUTH_ISSUER": "https://login.microsoftonline.com/tenant-1/v2.0"})
-    assert entra == {"mode": "msal", "client_id": "app-id", "authority": "https://login.microsoftonline.com/tenant-1",
-                     "scopes": ["api://simgate/.default"], "redirect_path": "/ui/auth.html"}
+    entra = ui.auth_config(
+        {
+            "AUTH_UI_CLIENT_ID": "app-id",
+            "AUTH_AUDIENCE": "api://simgate",
+            "AUTH_ISSUER": "https://login.microsoftonline.com/tenant-1/v2.0",
+        }
+    )
+    assert entra == {
+        "mode": "msal",
+        "client_id": "app-id",
+        "authority": "https://login.microsoftonline.com/tenant-1",
+        "scopes": ["api://simgate/.default"],
+        "redirect_path": "/ui/auth.html",
+    }
     assert "frame-src 'none'" in ui.content_security_policy({})
 
 
-def test_the_dev_sign_in_is_devhosts_and_not_the_apps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dev_sign_in_is_devhosts_and_not_the_apps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert ROUTES.match("GET", "/dev/sign-in") is NOT_FOUND
     make_key_pair(tmp_path / "signing.pem", tmp_path / "jwks.json")
     monkeypatch.setenv(signin.KEY_SETTING, str(tmp_path / "signing.pem"))
@@ -130,6 +168,8 @@ def test_the_dev_sign_in_is_devhosts_and_not_the_apps(tmp_path: Path, monkeypatc
     key = jwt.PyJWK(jwks["keys"][0]).key
     claims = jwt.decode(token, key, algorithms=["RS256"], audience=DEV_AUDIENCE, issuer=DEV_ISSUER)
     assert (claims["sub"], claims["roles"]) == ("martin", [])
-    assert post(b"user=martin", "application/x-www-form-urlencoded").status_code == 415  # no cross-site form posts
+    assert (
+        post(b"user=martin", "application/x-www-form-urlencoded").status_code == 415
+    )  # no cross-site form posts
     assert post({"user": "no spaces allowed"}).status_code == 422
     assert post({"user": ""}).status_code == 422

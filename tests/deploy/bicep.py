@@ -37,7 +37,7 @@ def block(source: str, opening: str) -> str:
     for i in range(start + len(opening) - 1, len(source)):
         depth += {"[": 1, "{": 1, "(": 1, "]": -1, "}": -1, ")": -1}.get(source[i], 0)
         if depth == 0:
-            return source[start:i + 1]
+            return source[start : i + 1]
     raise ValueError(f"{opening!r} is never closed")
 
 
@@ -68,8 +68,12 @@ FUNCTION_APP = BICEP_DIR / "modules" / "functionapp.bicep"
 def app_settings() -> dict[str, str]:
     """The app settings: main.bicep's, and the few the Function App module adds itself (its own address), as
     name → the Bicep expression of its value."""
-    listed = block(text(MAIN), "var appSettings = concat([") + block(text(FUNCTION_APP), "var ownSettings = [")
-    return dict(re.findall(r"\{\s*name:\s*'([^']+)',\s*value:\s*(.+?)\s*\}\s*$", listed, flags=re.MULTILINE))
+    listed = block(text(MAIN), "var appSettings = concat([") + block(
+        text(FUNCTION_APP), "var ownSettings = ["
+    )
+    return dict(
+        re.findall(r"\{\s*name:\s*'([^']+)',\s*value:\s*(.+?)\s*\}\s*$", listed, flags=re.MULTILINE)
+    )
 
 
 def ssh_key_settings() -> dict[Path, set[str]]:
@@ -79,12 +83,18 @@ def ssh_key_settings() -> dict[Path, set[str]]:
 
 def resource_types() -> set[str]:
     """Every resource type a template declares or references, without API version."""
-    return {t for p in templates() for t in re.findall(r"^\s*resource\s+\w+\s+'([^@']+)@", text(p), re.MULTILINE)}
+    return {
+        t
+        for p in templates()
+        for t in re.findall(r"^\s*resource\s+\w+\s+'([^@']+)@", text(p), re.MULTILINE)
+    }
 
 
 def skip_comments(path: Path) -> list[tuple[str, str]]:
     """Inline Checkov skips in a template: (check id, reason)."""
-    return re.findall(r"//\s*checkov:skip=([A-Z0-9_]+)\s*:?\s*(.*)$", text(path), flags=re.MULTILINE)
+    return re.findall(
+        r"//\s*checkov:skip=([A-Z0-9_]+)\s*:?\s*(.*)$", text(path), flags=re.MULTILINE
+    )
 
 
 def strings(path: Path) -> set[str]:

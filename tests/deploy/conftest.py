@@ -39,8 +39,14 @@ def worker_runtime() -> None:
 
 def run_check(command: str, app: Path) -> subprocess.CompletedProcess[str]:
     """`infra/check.py COMMAND APP` in a process of its own (indexing imports the app)."""
-    return subprocess.run([sys.executable, str(CHECK), command, str(app)], capture_output=True, text=True,
-                          timeout=120, check=False, cwd=app.parent)
+    return subprocess.run(
+        [sys.executable, str(CHECK), command, str(app)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=app.parent,
+    )
 
 
 def listed_functions(command: str, app: Path) -> list[dict[str, Any]]:

@@ -42,7 +42,8 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
 """
 
 UNEXPLAINED = INSECURE.replace("stinsecure", "stunexplained").replace(
-    "  properties: {\n", "  properties: {\n    // checkov:skip=CKV_AZURE_3\n", 1)
+    "  properties: {\n", "  properties: {\n    // checkov:skip=CKV_AZURE_3\n", 1
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +64,31 @@ def test_checkov_checked_the_app_storage_and_vault(report: check.CheckovReport) 
     """The templates holding the security-relevant resources were checked, not just parsed."""
     checked = {Path(c["file_path"]).name for c in report.passed + report.skipped}
     assert {"functionapp.bicep", "storage.bicep", "keyvault.bicep"} <= checked
-    assert {c["check_id"] for c in report.passed} >= {"CKV_AZURE_3", "CKV_AZURE_44", "CKV_AZURE_14", "CKV_AZURE_15",
-                                                       "CKV_AZURE_42", "CKV_AZURE_71", "CKV_AZURE_78"}
+    assert {c["check_id"] for c in report.passed} >= {
+        "CKV_AZURE_3",
+        "CKV_AZURE_44",
+        "CKV_AZURE_14",
+        "CKV_AZURE_15",
+        "CKV_AZURE_42",
+        "CKV_AZURE_71",
+        "CKV_AZURE_78",
+    }
 
 
 def test_every_inline_skip_is_applied_and_explained(report: check.CheckovReport) -> None:
     """The skips written in the templates are exactly the ones Checkov applied, each with a reason."""
-    written = {(p.name, check_id) for p in bicep.templates() for check_id, _ in bicep.skip_comments(p)}
+    written = {
+        (p.name, check_id) for p in bicep.templates() for check_id, _ in bicep.skip_comments(p)
+    }
     applied = {(Path(c["file_path"]).name, c["check_id"]) for c in report.skipped}
     assert written == applied
     assert all(len(reason) > 40 for p in bicep.templates() for _, reason in bicep.skip_comments(p))
     assert report.unjustified_skips == []
 
 
-def test_the_checker_fails_broken_insecure_and_unexplained_templates(checkov: Path, tmp_path: Path) -> None:
+def test_the_checker_fails_broken_insecure_and_unexplained_templates(
+    checkov: Path, tmp_path: Path
+) -> None:
     files = {name: tmp_path / f"{name}.bicep" for name in ("broken", "insecure", "unexplained")}
     for name, source in (("broken", BROKEN), ("insecure", INSECURE), ("unexplained", UNEXPLAINED)):
         files[name].write_text(source, encoding="utf-8")
@@ -86,7 +98,11 @@ def test_the_checker_fails_broken_insecure_and_unexplained_templates(checkov: Pa
 
     assert [p for p in problems if p.startswith("parsing error") and "broken.bicep" in p]
     assert [p for p in problems if p.startswith("failed CKV_AZURE_3 ") and "insecure.bicep" in p]
-    assert [p for p in problems if p.startswith("skipped without a reason CKV_AZURE_3 ") and "unexplained" in p]
+    assert [
+        p
+        for p in problems
+        if p.startswith("skipped without a reason CKV_AZURE_3 ") and "unexplained" in p
+    ]
     assert check.main(["checkov", *map(str, files.values())]) == 1
 
 

@@ -30,7 +30,9 @@ RESOURCE_TYPE = re.compile(r"^Microsoft\.\w+/[\w/]+$")
 ROLE = re.compile(r"^(?:Storage|Key Vault|Monitoring) [A-Z][\w ]+$")
 NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)+$")
 COMMANDS = {"ssh-keyscan", "ssh-keygen", "ssh-copy-id"}  # named in the text, not resources
-PATH = re.compile(r"^[\w.-]+(?:/[\w.-]+)*\.(?:bicep|bicepparam|json|py|md|txt)$|^(?:infra|docs|core|blueprints)/")
+PATH = re.compile(
+    r"^[\w.-]+(?:/[\w.-]+)*\.(?:bicep|bicepparam|json|py|md|txt)$|^(?:infra|docs|core|blueprints)/"
+)
 GENERATED = ("local.settings.json", ".local/", ".venv")  # made by set-up, not in the repository
 NOT_RUNTIME = {"docs", "README.md", "pyproject.toml"}  # shipped by Core Tools, not needed to run
 
@@ -44,7 +46,7 @@ def parts() -> tuple[str, str]:
     text = guide()
     split = LOCAL_HEADING.search(text)
     assert split, "the guide has a '## … Run locally' section"
-    return text[:split.start()], text[split.start():]
+    return text[: split.start()], text[split.start() :]
 
 
 def spans(markdown: str) -> list[str]:
@@ -58,12 +60,17 @@ def blocks(markdown: str) -> str:
 
 def env_variables() -> set[str]:
     """The environment variables the parameters files read at deployment."""
-    return {v for p in bicep.parameter_files()
-            for v in re.findall(r"readEnvironmentVariable\('(\w+)'", bicep.text(p))}
+    return {
+        v
+        for p in bicep.parameter_files()
+        for v in re.findall(r"readEnvironmentVariable\('(\w+)'", bicep.text(p))
+    }
 
 
 def azure_settings() -> set[str]:
-    return set(bicep.app_settings()) | {n for names in bicep.ssh_key_settings().values() for n in names}
+    return set(bicep.app_settings()) | {
+        n for names in bicep.ssh_key_settings().values() for n in names
+    }
 
 
 def local_settings() -> set[str]:
@@ -73,6 +80,7 @@ def local_settings() -> set[str]:
 
 def matches_template(name: str) -> bool:
     """A literal in the templates is `name`, reading `${…}` there and `<…>` here as placeholders."""
+
     def placeholders(s: str) -> str:
         return re.sub(r"\$\{[^}]*\}|<[^>]*>", "*", s)
 
@@ -81,8 +89,10 @@ def matches_template(name: str) -> bool:
             return True
         fixed = re.sub(r"\$\{[^}]*\}", "", literal)
         if "<" not in name and len(fixed) >= 3 and "${" in literal:
-            pattern = "".join(r"[\w.-]+" if p.startswith("${") else re.escape(p)
-                              for p in re.split(r"(\$\{[^}]*\})", literal))
+            pattern = "".join(
+                r"[\w.-]+" if p.startswith("${") else re.escape(p)
+                for p in re.split(r"(\$\{[^}]*\})", literal)
+            )
             if re.fullmatch(pattern, name):
                 return True
     return False
@@ -92,7 +102,9 @@ def test_the_guide_names_settings_the_template_sets() -> None:
     azure, local = parts()
     known = azure_settings() | env_variables() | set(LOCAL_ONLY)
     assert {s for s in spans(azure) if SETTING.match(s)} - known == set()
-    assert {s for s in spans(local) if SETTING.match(s)} - (local_settings() | azure_settings()) == set()
+    assert {s for s in spans(local) if SETTING.match(s)} - (
+        local_settings() | azure_settings()
+    ) == set()
 
 
 def test_the_guide_names_parameters_and_outputs_main_bicep_has() -> None:
@@ -115,12 +127,16 @@ def test_the_guide_names_resource_types_and_roles_the_templates_declare() -> Non
 
 
 def test_the_table_of_resources_matches_the_templates() -> None:
-    rows = re.findall(r"^\| [^|]+ \| `(Microsoft\.[^`]+)` \| (?:`([^`]+)`)? *\|$", guide(), flags=re.MULTILINE)
+    rows = re.findall(
+        r"^\| [^|]+ \| `(Microsoft\.[^`]+)` \| (?:`([^`]+)`)? *\|$", guide(), flags=re.MULTILINE
+    )
     assert len(rows) >= 10
-    assert {t for t, _ in rows} == bicep.resource_types() - {"Microsoft.Web/sites/basicPublishingCredentialsPolicies",
-                                                            "Microsoft.Storage/storageAccounts/blobServices",
-                                                            "Microsoft.Storage/storageAccounts/queueServices",
-                                                            "Microsoft.Storage/storageAccounts/tableServices"}
+    assert {t for t, _ in rows} == bicep.resource_types() - {
+        "Microsoft.Web/sites/basicPublishingCredentialsPolicies",
+        "Microsoft.Storage/storageAccounts/blobServices",
+        "Microsoft.Storage/storageAccounts/queueServices",
+        "Microsoft.Storage/storageAccounts/tableServices",
+    }
     assert [name for _, name in rows if name and not matches_template(name)] == []
 
 
@@ -141,7 +157,9 @@ def test_the_example_targets_use_the_key_settings_the_template_sets() -> None:
 
 
 def test_the_guide_names_files_that_exist() -> None:
-    paths = {s for s in spans(guide()) if PATH.match(s) and "<" not in s and not s.startswith(GENERATED)}
+    paths = {
+        s for s in spans(guide()) if PATH.match(s) and "<" not in s and not s.startswith(GENERATED)
+    }
     deployed = set(re.findall(r"--(?:template-file|parameters) (\S+)", blocks(guide())))
     assert {"infra/bicep/main.bicep", "infra/bicep/main.dev.bicepparam"} <= paths | deployed
     assert {p for p in paths | deployed if not (ROOT / p).exists()} == set()
@@ -161,16 +179,31 @@ def test_the_zip_holds_everything_core_tools_would_publish() -> None:
     zipped = re.search(r"^zip -r \S+ (.+?)(?: -x .*)?$", blocks(guide()), flags=re.MULTILINE)
     assert zipped
     listed = set(zipped.group(1).split())
-    patterns = [line.strip() for f in (".funcignore", ".gitignore") for line in (ROOT / f).read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
-    published = {p.name for p in ROOT.iterdir()
-                 if not ignored(p.name, patterns) and not p.name.startswith(".")} - NOT_RUNTIME  # hidden: tooling
+    patterns = [
+        line.strip()
+        for f in (".funcignore", ".gitignore")
+        for line in (ROOT / f).read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    published = {
+        p.name
+        for p in ROOT.iterdir()
+        if not ignored(p.name, patterns) and not p.name.startswith(".")
+    } - NOT_RUNTIME  # hidden: tooling
     assert published - listed == set(), "add these to the guide's zip command (or to .funcignore)"
     assert {p for p in listed if not (ROOT / p).exists()} == set()
 
 
-@pytest.mark.parametrize("markdown", ["`AUTH_AUDENCE`", "`functionAppHost`", "`Microsoft.Web/staticSites`",
-                                      "`Storage Blob Data Reader`", "`dispatch-poisoned`"])
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "`AUTH_AUDENCE`",
+        "`functionAppHost`",
+        "`Microsoft.Web/staticSites`",
+        "`Storage Blob Data Reader`",
+        "`dispatch-poisoned`",
+    ],
+)
 def test_the_checks_catch_a_wrong_name(markdown: str) -> None:
     """A misspelt setting, an unknown output, resource type, role or resource name is caught by the rules above."""
     span = spans(markdown)[0]

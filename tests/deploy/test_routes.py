@@ -87,14 +87,21 @@ def route_problems(served: dict[tuple[str, str], list[str]]) -> list[str]:
     for (method, route), names in sorted(served.items()):
         pending = [(issue, what) for issue, what, matches in PENDING if matches(route)]
         if pending:
-            problems.append(f"{method} /{route} ({', '.join(names)}) is issue {pending[0][0]}'s {pending[0][1]}: "
-                            "move it from PENDING into EXPECTED_ROUTES (and architecture §2)")
+            problems.append(
+                f"{method} /{route} ({', '.join(names)}) is issue {pending[0][0]}'s {pending[0][1]}: "
+                "move it from PENDING into EXPECTED_ROUTES (and architecture §2)"
+            )
         elif (method, route) not in EXPECTED_ROUTES:
             problems.append(f"{method} /{route} ({', '.join(names)}) is not in the contract")
         elif names != [EXPECTED_ROUTES[method, route]]:
-            problems.append(f"{method} /{route} is served by {names}, not {EXPECTED_ROUTES[method, route]}")
-    problems += [f"{method} /{route} ({name}) is missing" for (method, route), name in sorted(EXPECTED_ROUTES.items())
-                 if (method, route) not in served]
+            problems.append(
+                f"{method} /{route} is served by {names}, not {EXPECTED_ROUTES[method, route]}"
+            )
+    problems += [
+        f"{method} /{route} ({name}) is missing"
+        for (method, route), name in sorted(EXPECTED_ROUTES.items())
+        if (method, route) not in served
+    ]
     return problems
 
 
@@ -126,23 +133,30 @@ def test_the_route_check_is_exact() -> None:
 
 def test_every_http_function_checks_its_callers_itself(functions: list[dict[str, Any]]) -> None:
     """Anonymous at the host: browsers and job wrappers hold no function keys; tokens are checked in the function."""
-    assert {name: t["authLevel"] for name, t in triggers(functions, "httpTrigger").items()
-            if t["authLevel"] != "ANONYMOUS"} == {}
+    assert {
+        name: t["authLevel"]
+        for name, t in triggers(functions, "httpTrigger").items()
+        if t["authLevel"] != "ANONYMOUS"
+    } == {}
 
 
 def test_queue_and_timer_triggers(functions: list[dict[str, Any]]) -> None:
     queues = triggers(functions, "queueTrigger")
     assert {name: t["queueName"] for name, t in queues.items()} == EXPECTED_QUEUES
     assert {t["connection"] for t in queues.values()} == {"AzureWebJobsStorage"}
-    assert {name: t["schedule"] for name, t in triggers(functions, "timerTrigger").items()} == EXPECTED_TIMERS
+    assert {
+        name: t["schedule"] for name, t in triggers(functions, "timerTrigger").items()
+    } == EXPECTED_TIMERS
     kinds = {b["type"] for f in functions for b in f["bindings"] if b["direction"] == "IN"}
     assert kinds == {"httpTrigger", "queueTrigger", "timerTrigger"}
 
 
 def sample_path(route: str) -> str:
     """A path `route` matches: each parameter a plain value, an optional one left out."""
-    segments = ["" if seg.startswith("{") and seg.endswith("?}") else re.sub(r"\{[^}]*\}", "x1", seg)
-                for seg in route.split("/")]
+    segments = [
+        "" if seg.startswith("{") and seg.endswith("?}") else re.sub(r"\{[^}]*\}", "x1", seg)
+        for seg in route.split("/")
+    ]
     return "/" + "/".join(s for s in segments if s)
 
 
@@ -150,7 +164,9 @@ def winners(functions: tuple[IndexedFunction, ...]) -> dict[tuple[str, str], str
     """Which function the host's order gives each contract route's own requests to."""
     table = RouteTable(functions, prefix=ROUTE_PREFIX)
     found = {key: table.match(key[0], sample_path(key[1])) for key in EXPECTED_ROUTES}
-    return {key: None if match is NOT_FOUND else match.function.name for key, match in found.items()}
+    return {
+        key: None if match is NOT_FOUND else match.function.name for key, match in found.items()
+    }
 
 
 def test_no_route_shadows_another() -> None:
@@ -165,6 +181,8 @@ def test_no_route_shadows_another() -> None:
 def test_the_shadow_check_sees_a_rename() -> None:
     import function_app
 
-    renamed = tuple(replace(f, name="zz_config") if f.name == "ui_config" else f
-                    for f in index_functions(function_app.app))
+    renamed = tuple(
+        replace(f, name="zz_config") if f.name == "ui_config" else f
+        for f in index_functions(function_app.app)
+    )
     assert winners(renamed)["GET", "ui/config.json"] == "ui_files"

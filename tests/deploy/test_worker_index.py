@@ -15,7 +15,7 @@ from tests.deploy.conftest import ROOT, listed_functions, run_check
 
 BROKEN_APPS = {
     # The binding is called "msg" but the function takes "message": azure-functions indexes it; the worker refuses.
-    "parameter not named as its binding": '''
+    "parameter not named as its binding": """
 import azure.functions as func
 
 app = func.FunctionApp()
@@ -25,9 +25,9 @@ app = func.FunctionApp()
 @app.queue_trigger(arg_name="msg", queue_name="dispatch", connection="AzureWebJobsStorage")
 def take(message: func.QueueMessage) -> None:
     pass
-''',
+""",
     # An HTTP trigger whose request is annotated as a dict.
-    "wrong annotation": '''
+    "wrong annotation": """
 import azure.functions as func
 
 app = func.FunctionApp()
@@ -37,7 +37,7 @@ app = func.FunctionApp()
 @app.route(route="hello", methods=["GET"])
 def hello(req: dict) -> func.HttpResponse:
     return func.HttpResponse("hi")
-''',
+""",
 }
 
 
@@ -46,7 +46,9 @@ def test_the_worker_indexes_function_app() -> None:
     indexed = listed_functions("index", ROOT / "function_app.py")
     listed = listed_functions("functions", ROOT / "function_app.py")
     assert [f["name"] for f in indexed] == [f["name"] for f in listed]
-    assert [f["bindings"] for f in indexed] == [f["bindings"] for f in listed]  # the raw bindings the host gets
+    assert [f["bindings"] for f in indexed] == [
+        f["bindings"] for f in listed
+    ]  # the raw bindings the host gets
 
 
 @pytest.mark.usefixtures("worker_runtime")

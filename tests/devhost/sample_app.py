@@ -28,8 +28,15 @@ def as_json(data: Any, status: int = 200) -> func.HttpResponse:
 
 def seen(req: func.HttpRequest, name: str) -> func.HttpResponse:
     """Echo what the function received, tagged with its name."""
-    return as_json({"function": name, "route": dict(req.route_params), "params": dict(req.params),
-                    "url": req.url, "method": req.method})
+    return as_json(
+        {
+            "function": name,
+            "route": dict(req.route_params),
+            "params": dict(req.params),
+            "url": req.url,
+            "method": req.method,
+        }
+    )
 
 
 @app.route(route="hello/{name}", methods=["GET"])
@@ -65,8 +72,12 @@ def b_new_thing(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="echo", methods=["POST"])
 def echo(req: func.HttpRequest) -> func.HttpResponse:
-    resp = func.HttpResponse(req.get_body(), status_code=201, mimetype="application/octet-stream",
-                             headers={"X-Seen-Header": req.headers.get("x-test", ""), "X-Method": req.method})
+    resp = func.HttpResponse(
+        req.get_body(),
+        status_code=201,
+        mimetype="application/octet-stream",
+        headers={"X-Seen-Header": req.headers.get("x-test", ""), "X-Method": req.method},
+    )
     resp.headers.add("Set-Cookie", "a=1")
     resp.headers.add("Set-Cookie", "b=2")
     return resp
@@ -86,7 +97,13 @@ def text(req: func.HttpRequest) -> str:
 async def async_hello(req: func.HttpRequest) -> func.HttpResponse:
     await asyncio.sleep(0)
     loop = asyncio.get_running_loop()
-    return as_json({"name": req.route_params["name"], "loop": id(loop), "thread": threading.current_thread().name})
+    return as_json(
+        {
+            "name": req.route_params["name"],
+            "loop": id(loop),
+            "thread": threading.current_thread().name,
+        }
+    )
 
 
 # No `methods`: the function takes every method, whatever its name.
@@ -105,7 +122,9 @@ def record_queue(msg: func.QueueMessage) -> None:
     record("queue", {"body": msg.get_body(), "dequeue_count": msg.dequeue_count, "id": msg.id})
 
 
-@app.queue_trigger(arg_name="msg", queue_name="%SAMPLE_FAILING_QUEUE%", connection="AzureWebJobsStorage")
+@app.queue_trigger(
+    arg_name="msg", queue_name="%SAMPLE_FAILING_QUEUE%", connection="AzureWebJobsStorage"
+)
 def always_fails(msg: func.QueueMessage) -> None:
     record("failing", msg.dequeue_count)
     raise RuntimeError("always fails")

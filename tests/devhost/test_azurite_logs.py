@@ -88,11 +88,15 @@ def test_the_projects_azurite_keeps_no_access_log_by_default(
     assert not debug_log_path(azurite.log_path).exists()
 
 
-def test_asked_for_the_logs_are_kept_owner_only(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_asked_for_the_logs_are_kept_owner_only(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(LOG_SETTING, "1")
     ports = Ports(*free_ports(3))
     with start_project_azurite(checkout, ports, ROOT / AZURITE_BIN) as azurite:
         request_with_a_signature(ports, checkout / CERT_FILE)
     debug = debug_log_path(azurite.log_path)
-    assert b"sig=THISRUNSIGNATURE" in azurite.log_path.read_bytes()  # what the setting is for: every request
+    assert (
+        b"sig=THISRUNSIGNATURE" in azurite.log_path.read_bytes()
+    )  # what the setting is for: every request
     assert (mode(azurite.log_path), mode(debug)) == (0o600, 0o600)

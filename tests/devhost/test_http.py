@@ -20,8 +20,14 @@ from tests.devhost import sample_app
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHost]:
     root = tmp_path_factory.mktemp("http-root")
-    with DevHost(sample_app.app, root=root, port=0, queues=False, timers=False,
-                 host_json={"version": "2.0", "extensions": {"http": {"routePrefix": "api"}}}) as running:
+    with DevHost(
+        sample_app.app,
+        root=root,
+        port=0,
+        queues=False,
+        timers=False,
+        host_json={"version": "2.0", "extensions": {"http": {"routePrefix": "api"}}},
+    ) as running:
         yield running
 
 
@@ -33,8 +39,13 @@ class Reply:
         return json.loads(self.body)
 
 
-def call(host: DevHost, path: str, method: str = "GET", body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> Reply:
+def call(
+    host: DevHost,
+    path: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
     req = urllib.request.Request(host.url + path, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -57,7 +68,10 @@ def test_the_host_binds_a_free_port_and_lists_routes(host: DevHost) -> None:
     assert host.port > 0
     assert host.url == f"http://127.0.0.1:{host.port}"
     assert host.api_url == host.url + "/api"
-    assert any(line.startswith("hello: [GET] ") and line.endswith("/api/hello/{name}") for line in host.describe())
+    assert any(
+        line.startswith("hello: [GET] ") and line.endswith("/api/hello/{name}")
+        for line in host.describe()
+    )
     assert "record_queue: queueTrigger" in host.describe()
 
 
@@ -85,7 +99,13 @@ def test_overlapping_routes_follow_function_name_order(host: DevHost) -> None:
 
 def test_body_round_trip_status_and_multiple_headers(host: DevHost) -> None:
     payload = bytes(range(256)) * 64
-    reply = call(host, "/api/echo", "POST", payload, {"X-Test": "yes", "Content-Type": "application/octet-stream"})
+    reply = call(
+        host,
+        "/api/echo",
+        "POST",
+        payload,
+        {"X-Test": "yes", "Content-Type": "application/octet-stream"},
+    )
     assert reply.status == 201
     assert reply.body == payload
     assert reply.headers["X-Seen-Header"] == "yes"
@@ -132,19 +152,24 @@ def test_an_exception_is_500_with_an_empty_body(host: DevHost) -> None:
     assert (reply.status, reply.body) == (500, b"")
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/api/nowhere"),
-    ("GET", "/hello/x"),  # without the route prefix
-    ("DELETE", "/api/hello/x"),  # known path, method not accepted: 404, not 405
-    ("GET", "/api/echo"),
-    ("HEAD", "/api/hello/x"),  # HEAD is not implied by GET
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/nowhere"),
+        ("GET", "/hello/x"),  # without the route prefix
+        ("DELETE", "/api/hello/x"),  # known path, method not accepted: 404, not 405
+        ("GET", "/api/echo"),
+        ("HEAD", "/api/hello/x"),  # HEAD is not implied by GET
+    ],
+)
 def test_misses_are_404_with_an_empty_body(host: DevHost, method: str, path: str) -> None:
     reply = call(host, path, method)
     assert (reply.status, reply.body) == (404, b"")
 
 
-@pytest.mark.parametrize("method", ["QUERY", "PROPFIND", "TRACE", "CONNECT", "BREW", "get-ish", "X!#$%&'*+.^_`|~"])
+@pytest.mark.parametrize(
+    "method", ["QUERY", "PROPFIND", "TRACE", "CONNECT", "BREW", "get-ish", "X!#$%&'*+.^_`|~"]
+)
 def test_any_token_is_a_method_and_one_no_function_takes_is_404(host: DevHost, method: str) -> None:
     """Kestrel takes any RFC 9110 token as a method; http.server alone would answer 501 with an HTML page."""
     for path in ("/api/hello/x", "/api/nowhere"):
@@ -171,7 +196,10 @@ def send(host: DevHost, request: bytes) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize("method", ["G@T", "GET(1)", "GE\x01T", "\xc3\xa9"])
 def test_a_method_that_is_not_a_token_is_400(host: DevHost, method: str) -> None:
-    status, _ = send(host, f"{method} /api/hello/x HTTP/1.1\r\nHost: 127.0.0.1:{host.port}\r\n\r\n".encode("latin-1"))
+    status, _ = send(
+        host,
+        f"{method} /api/hello/x HTTP/1.1\r\nHost: 127.0.0.1:{host.port}\r\n\r\n".encode("latin-1"),
+    )
     assert status == 400
 
 
@@ -211,9 +239,12 @@ def test_many_simultaneous_connections_are_all_answered(host: DevHost) -> None:
 
     def one(i: int) -> None:
         start.wait()
-        with socket.create_connection(("127.0.0.1", int(host.url.rsplit(":", 1)[1].strip("/"))), timeout=30) as s:
-            s.sendall(f"GET /api/hello/n{i} HTTP/1.1\r\nHost: 127.0.0.1:{host.port}\r\nConnection: close\r\n\r\n"
-                      .encode())
+        with socket.create_connection(
+            ("127.0.0.1", int(host.url.rsplit(":", 1)[1].strip("/"))), timeout=30
+        ) as s:
+            s.sendall(
+                f"GET /api/hello/n{i} HTTP/1.1\r\nHost: 127.0.0.1:{host.port}\r\nConnection: close\r\n\r\n".encode()
+            )
             answers.append(s.makefile("rb").readline())
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
@@ -232,29 +263,50 @@ def test_its_own_names_are_served(host: DevHost) -> None:
         assert raw(host, "GET", "/api/hello/x", {"Host": name}).status == 200, name
 
 
-@pytest.mark.parametrize("name", [
-    "attacker.example", "attacker.example:{port}", "127.0.0.1", "localhost", "127.0.0.1:1", "localhost.:{port}",
-    "127.0.0.1:{port}.attacker.example", "127.0.0.1:{port}@attacker.example", "[::1]:{port}", "0.0.0.0:{port}",
-    "127.0.0.2:{port}", "",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "attacker.example",
+        "attacker.example:{port}",
+        "127.0.0.1",
+        "localhost",
+        "127.0.0.1:1",
+        "localhost.:{port}",
+        "127.0.0.1:{port}.attacker.example",
+        "127.0.0.1:{port}@attacker.example",
+        "[::1]:{port}",
+        "0.0.0.0:{port}",
+        "127.0.0.2:{port}",
+        "",
+    ],
+)
 def test_another_host_is_421_before_any_function_runs(host: DevHost, name: str) -> None:
     got = name.format(port=host.port)
     status, body = send(host, f"GET /api/hello/x HTTP/1.1\r\nHost: {got}\r\n\r\n".encode())
     assert status == 421
-    assert body.decode() == f"devhost answers requests for 127.0.0.1:{host.port} or localhost:{host.port} only\n"
+    assert (
+        body.decode()
+        == f"devhost answers requests for 127.0.0.1:{host.port} or localhost:{host.port} only\n"
+    )
 
 
 def test_the_misdirected_answer_never_echoes_the_host_sent(host: DevHost) -> None:
-    status, body = send(host, b"POST /api/echo HTTP/1.1\r\nHost: evil.example:666\r\nContent-Length: 3\r\n\r\nabc")
+    status, body = send(
+        host, b"POST /api/echo HTTP/1.1\r\nHost: evil.example:666\r\nContent-Length: 3\r\n\r\nabc"
+    )
     assert status == 421
     assert b"evil" not in body
 
 
 def test_an_absolute_form_target_for_another_host_is_421(host: DevHost) -> None:
     ours = f"127.0.0.1:{host.port}"
-    status, _ = send(host, f"GET http://attacker.example/api/hello/x HTTP/1.1\r\nHost: {ours}\r\n\r\n".encode())
+    status, _ = send(
+        host, f"GET http://attacker.example/api/hello/x HTTP/1.1\r\nHost: {ours}\r\n\r\n".encode()
+    )
     assert status == 421
-    status, _ = send(host, f"GET http://{ours}/api/hello/x HTTP/1.1\r\nHost: {ours}\r\n\r\n".encode())
+    status, _ = send(
+        host, f"GET http://{ours}/api/hello/x HTTP/1.1\r\nHost: {ours}\r\n\r\n".encode()
+    )
     assert status == 200
 
 
@@ -269,13 +321,25 @@ def test_a_rebinding_page_cannot_sign_in(tmp_path: Path) -> None:
     from devhost.tokens import make_key_pair
 
     make_key_pair(tmp_path / "signing.pem", tmp_path / "jwks.json")
-    with DevHost(sample_app.app, root=tmp_path, port=0, queues=False, timers=False, load_settings=False,
-                 host_json={"version": "2.0", "extensions": {"http": {"routePrefix": ""}}},
-                 settings={"DEVHOST_SIGNING_KEY": str(tmp_path / "signing.pem")}) as running:
+    with DevHost(
+        sample_app.app,
+        root=tmp_path,
+        port=0,
+        queues=False,
+        timers=False,
+        load_settings=False,
+        host_json={"version": "2.0", "extensions": {"http": {"routePrefix": ""}}},
+        settings={"DEVHOST_SIGNING_KEY": str(tmp_path / "signing.pem")},
+    ) as running:
         sign_in = b'{"user": "mallory", "admin": true}'
-        for name, status in ((f"attacker.example:{running.port}", 421), (f"localhost:{running.port}", 200)):
-            request = (f"POST /dev/sign-in HTTP/1.1\r\nHost: {name}\r\nContent-Type: application/json\r\n"
-                       f"Origin: http://{name}\r\nContent-Length: {len(sign_in)}\r\n\r\n").encode() + sign_in
+        for name, status in (
+            (f"attacker.example:{running.port}", 421),
+            (f"localhost:{running.port}", 200),
+        ):
+            request = (
+                f"POST /dev/sign-in HTTP/1.1\r\nHost: {name}\r\nContent-Type: application/json\r\n"
+                f"Origin: http://{name}\r\nContent-Length: {len(sign_in)}\r\n\r\n"
+            ).encode() + sign_in
             got, body = send(running, request)
             assert got == status, (name, body)
             assert (b"token" in body) == (status == 200)

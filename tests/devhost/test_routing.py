@@ -20,7 +20,9 @@ from devhost.routing import (
 )
 
 
-def http_fn(name: str, route: str | None = None, methods: list[str] | None = None) -> IndexedFunction:
+def http_fn(
+    name: str, route: str | None = None, methods: list[str] | None = None
+) -> IndexedFunction:
     trigger: dict[str, Any] = {"type": "httpTrigger", "name": "req", "direction": "IN"}
     if route is not None:
         trigger["route"] = route
@@ -41,7 +43,10 @@ def routed(table: RouteTable, method: str, path: str) -> RouteMatch:
 def test_parameters_and_literals() -> None:
     t = parse_template("job/{job_id}/output/{output_id}")
     assert t.match("/job/42/output/7") == {"job_id": "42", "output_id": "7"}
-    assert t.match("/JOB/42/Output/7/") == {"job_id": "42", "output_id": "7"}  # literals ignore case
+    assert t.match("/JOB/42/Output/7/") == {
+        "job_id": "42",
+        "output_id": "7",
+    }  # literals ignore case
     assert t.match("/job/42/output") is None
     assert t.match("/job/42/output/7/extra") is None
 
@@ -57,34 +62,49 @@ def test_optional_default_and_catch_all() -> None:
 
 
 def test_complex_segment_matches_right_to_left() -> None:
-    assert parse_template("dl/{name}.{ext}").match("/dl/archive.tar.gz") == {"name": "archive.tar", "ext": "gz"}
+    assert parse_template("dl/{name}.{ext}").match("/dl/archive.tar.gz") == {
+        "name": "archive.tar",
+        "ext": "gz",
+    }
 
 
 def test_empty_template_matches_the_root() -> None:
     assert parse_template("").match("/") == {}
 
 
-@pytest.mark.parametrize("template", ["a/{x}/{x}", "{*rest}/tail", "a/{x:nosuch}", "a//b", "a/{x}{y}", "a/{x"])
+@pytest.mark.parametrize(
+    "template", ["a/{x}/{x}", "{*rest}/tail", "a/{x:nosuch}", "a//b", "a/{x}{y}", "a/{x"]
+)
 def test_bad_templates_are_refused(template: str) -> None:
     with pytest.raises(RouteTemplateError):
         parse_template(template)
 
 
-@pytest.mark.parametrize(("template", "good", "bad"), [
-    ("{v:int}", ["0", "-12", "+7", "2147483647"], ["2147483648", "1.5", "x", "1e3"]),
-    ("{v:long}", ["9223372036854775807"], ["9223372036854775808", "abc"]),
-    ("{v:alpha}", ["abc", "XyZ"], ["ab1", "a-b"]),
-    ("{v:bool}", ["true", "False"], ["yes", "1"]),
-    ("{v:double}", ["1.5", "-2", "3e10", ".5"], ["1.2.3", "x"]),
-    ("{v:guid}", ["0f8fad5b-d9cb-469f-a165-70867728950e", "0f8fad5bd9cb469fa16570867728950e",
-                  "{0f8fad5b-d9cb-469f-a165-70867728950e}"], ["0f8fad5b-d9cb-469f-a165", "zz"]),
-    ("{v:int:min(10)}", ["10", "99"], ["9", "x"]),
-    ("{v:range(1,3)}", ["1", "3"], ["0", "4"]),
-    ("{v:length(2)}", ["ab"], ["a", "abc"]),
-    ("{v:minlength(2):maxlength(3)}", ["ab", "abc"], ["a", "abcd"]),
-    ("{v:regex(^j-[0-9]+$)}", ["j-1", "J-22"], ["j-", "xj-1"]),
-    ("{v:datetime}", ["2025-01-31", "2025-01-31T10:00:00"], ["tomorrow"]),
-])
+@pytest.mark.parametrize(
+    ("template", "good", "bad"),
+    [
+        ("{v:int}", ["0", "-12", "+7", "2147483647"], ["2147483648", "1.5", "x", "1e3"]),
+        ("{v:long}", ["9223372036854775807"], ["9223372036854775808", "abc"]),
+        ("{v:alpha}", ["abc", "XyZ"], ["ab1", "a-b"]),
+        ("{v:bool}", ["true", "False"], ["yes", "1"]),
+        ("{v:double}", ["1.5", "-2", "3e10", ".5"], ["1.2.3", "x"]),
+        (
+            "{v:guid}",
+            [
+                "0f8fad5b-d9cb-469f-a165-70867728950e",
+                "0f8fad5bd9cb469fa16570867728950e",
+                "{0f8fad5b-d9cb-469f-a165-70867728950e}",
+            ],
+            ["0f8fad5b-d9cb-469f-a165", "zz"],
+        ),
+        ("{v:int:min(10)}", ["10", "99"], ["9", "x"]),
+        ("{v:range(1,3)}", ["1", "3"], ["0", "4"]),
+        ("{v:length(2)}", ["ab"], ["a", "abc"]),
+        ("{v:minlength(2):maxlength(3)}", ["ab", "abc"], ["a", "abcd"]),
+        ("{v:regex(^j-[0-9]+$)}", ["j-1", "J-22"], ["j-", "xj-1"]),
+        ("{v:datetime}", ["2025-01-31", "2025-01-31T10:00:00"], ["tomorrow"]),
+    ],
+)
 def test_constraints(template: str, good: list[str], bad: list[str]) -> None:
     t = parse_template("c/" + template)
     for value in good:
@@ -118,7 +138,9 @@ def test_unknown_path_and_wrong_method_are_both_not_found() -> None:
 
 
 def test_same_path_goes_to_the_function_that_takes_the_method() -> None:
-    table = RouteTable([http_fn("a_get", "job/{id}", ["GET"]), http_fn("b_delete", "job/{id}", ["DELETE"])], "")
+    table = RouteTable(
+        [http_fn("a_get", "job/{id}", ["GET"]), http_fn("b_delete", "job/{id}", ["DELETE"])], ""
+    )
     assert routed(table, "DELETE", "/job/1").function.name == "b_delete"
     assert routed(table, "get", "/job/1").function.name == "a_get"
 
@@ -130,7 +152,9 @@ def test_no_methods_means_every_method() -> None:
 
 
 def test_a_failing_constraint_falls_through_to_the_next_route() -> None:
-    table = RouteTable([http_fn("a_by_id", "items/{id:int}"), http_fn("b_by_name", "items/{name}")], prefix="")
+    table = RouteTable(
+        [http_fn("a_by_id", "items/{id:int}"), http_fn("b_by_name", "items/{name}")], prefix=""
+    )
     assert routed(table, "GET", "/items/5").function.name == "a_by_id"
     assert routed(table, "GET", "/items/five").function.name == "b_by_name"
 
@@ -153,8 +177,12 @@ def test_host_order_compares_upper_case_like_dotnet() -> None:
 
 
 def test_aspnet_order_prefers_literals_then_constraints() -> None:
-    functions = [http_fn("a_any", "items/{*rest}"), http_fn("b_param", "items/{id}"),
-                 http_fn("c_int", "items/{id:int}"), http_fn("d_literal", "items/recent")]
+    functions = [
+        http_fn("a_any", "items/{*rest}"),
+        http_fn("b_param", "items/{id}"),
+        http_fn("c_int", "items/{id:int}"),
+        http_fn("d_literal", "items/recent"),
+    ]
     table = RouteTable(functions, prefix="", order="aspnet")
     assert routed(table, "GET", "/items/recent").function.name == "d_literal"
     assert routed(table, "GET", "/items/3").function.name == "c_int"
@@ -169,7 +197,9 @@ def test_index_once_even_after_someone_else_indexed() -> None:
     def x(req: func.HttpRequest) -> str:
         return "x"
 
-    assert [f.get_function_name() for f in app.get_functions()] == ["x"]  # a test fixture got there first
+    assert [f.get_function_name() for f in app.get_functions()] == [
+        "x"
+    ]  # a test fixture got there first
     first = index_functions(app)
     assert [f.name for f in first] == ["x"]
     assert index_functions(app) is first

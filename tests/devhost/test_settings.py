@@ -21,13 +21,16 @@ from devhost.settings import (
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("00:00:10", timedelta(seconds=10)),
-    ("00:01:00", timedelta(minutes=1)),
-    ("1.02:03:04", timedelta(days=1, hours=2, minutes=3, seconds=4)),
-    ("00:00:00.250", timedelta(milliseconds=250)),
-    ("01:30", timedelta(hours=1, minutes=30)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("00:00:10", timedelta(seconds=10)),
+        ("00:01:00", timedelta(minutes=1)),
+        ("1.02:03:04", timedelta(days=1, hours=2, minutes=3, seconds=4)),
+        ("00:00:00.250", timedelta(milliseconds=250)),
+        ("01:30", timedelta(hours=1, minutes=30)),
+    ],
+)
 def test_parse_timespan(text: str, expected: timedelta) -> None:
     assert parse_timespan(text) == expected
 
@@ -75,7 +78,9 @@ def write_settings(path: Path, values: dict[str, object]) -> None:
     path.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
 
 
-def test_local_settings_never_override_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_settings_never_override_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     values: dict[str, object] = {"DEVHOST_T_A": "file", "DEVHOST_T_B": "file", "DEVHOST_T_C": True}
     write_settings(tmp_path / "local.settings.json", values)
     monkeypatch.setenv("DEVHOST_T_A", "shell")

@@ -53,7 +53,9 @@ def app_root(tmp_path: Path) -> Path:
 def test_setup_makes_everything_once(app_root: Path) -> None:
     first = run_setup(app_root)
     assert all(r.ran for r in first)
-    assert {p for step in STEPS for p in step.outputs} <= {p.relative_to(app_root) for p in app_root.rglob("*")}
+    assert {p for step in STEPS for p in step.outputs} <= {
+        p.relative_to(app_root) for p in app_root.rglob("*")
+    }
     cert_bytes = (app_root / CERT_FILE).read_bytes()
     again = run_setup(app_root)
     assert not any(r.ran for r in again)
@@ -100,33 +102,48 @@ def test_more_steps_slot_in(app_root: Path) -> None:
     assert made == [app_root]
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    ([], ["serve"]),
-    (["--port", "7072"], ["serve", "--port", "7072"]),
-    (["--root", "/x", "--no-azurite"], ["--root", "/x", "serve", "--no-azurite"]),
-    (["setup"], ["setup"]),
-    (["--help"], ["--help"]),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], ["serve"]),
+        (["--port", "7072"], ["serve", "--port", "7072"]),
+        (["--root", "/x", "--no-azurite"], ["--root", "/x", "serve", "--no-azurite"]),
+        (["setup"], ["setup"]),
+        (["--help"], ["--help"]),
+    ],
+)
 def test_serve_is_the_default_command(argv: list[str], expected: list[str]) -> None:
     assert with_default_command(argv) == expected
 
 
-APP = '''
+APP = """
 import azure.functions as func
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 @app.route(route="ping", methods=["GET"])
 def ping(req: func.HttpRequest) -> str:
     return "pong"
-'''
+"""
 
 
 def test_cli_serves_until_sigterm(app_root: Path) -> None:
     (app_root / "function_app.py").write_text(APP)
     (app_root / "host.json").write_text(json.dumps({"version": "2.0"}))
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
-    cmd = [sys.executable, "-m", "devhost", "--root", str(app_root), "serve", "--no-azurite", "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    cmd = [
+        sys.executable,
+        "-m",
+        "devhost",
+        "--root",
+        str(app_root),
+        "serve",
+        "--no-azurite",
+        "--port",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
     try:
         url = _read_url(proc)
         with urllib.request.urlopen(f"{url}/api/ping", timeout=10) as resp:
@@ -175,8 +192,10 @@ def install_openfoam(bashrc: Path) -> None:
     """A stand-in bashrc that behaves as OpenFOAM's does where it matters: it reads unset variables and finds its
     project folder through BASH_SOURCE."""
     bashrc.parent.mkdir(parents=True, exist_ok=True)
-    bashrc.write_text('echo "complaints on stderr" >&2\n[ -n "$FOAM_INST_DIR" ] || true\n'
-                      'WM_PROJECT_DIR=$(cd "$(dirname "$BASH_SOURCE")/.." && pwd); export WM_PROJECT_DIR\n')
+    bashrc.write_text(
+        'echo "complaints on stderr" >&2\n[ -n "$FOAM_INST_DIR" ] || true\n'
+        'WM_PROJECT_DIR=$(cd "$(dirname "$BASH_SOURCE")/.." && pwd); export WM_PROJECT_DIR\n'
+    )
 
 
 def embedded(app_root: Path) -> dict[str, Any]:
@@ -184,39 +203,52 @@ def embedded(app_root: Path) -> dict[str, Any]:
     return targets
 
 
-def test_found_openfoam_is_loaded_by_the_embedded_targets(app_root: Path, openfoam_at: Path) -> None:
+def test_found_openfoam_is_loaded_by_the_embedded_targets(
+    app_root: Path, openfoam_at: Path
+) -> None:
     install_openfoam(openfoam_at)
     run_setup(app_root, SIMULATOR_STEPS)
     targets = embedded(app_root)
     for name in SIMULATOR_TARGETS:
         assert targets[name]["provides"] == ["openfoam"]
         [line] = targets[name]["setup"]
-        assert line.startswith(f"set +u; BASH_SOURCE={openfoam_at}; . {openfoam_at} >/dev/null 2>&1; "
-                               "unset BASH_SOURCE; set -u")
+        assert line.startswith(
+            f"set +u; BASH_SOURCE={openfoam_at}; . {openfoam_at} >/dev/null 2>&1; "
+            "unset BASH_SOURCE; set -u"
+        )
     parsed = parse_targets((app_root / TARGETS_FILE).read_text())  # as the gateway reads it
     assert parsed["cluster"].lacks(("openfoam",)) == ()
 
 
-def test_the_set_up_line_loads_openfoam_in_the_batch_scripts_sh_eu(app_root: Path, openfoam_at: Path) -> None:
+def test_the_set_up_line_loads_openfoam_in_the_batch_scripts_sh_eu(
+    app_root: Path, openfoam_at: Path
+) -> None:
     install_openfoam(openfoam_at)
     run_setup(app_root, SIMULATOR_STEPS)
     [line] = embedded(app_root)["cluster"]["setup"]
     script = f'set -eu\n{line}\nprintf "%s\\n" "$WM_PROJECT_DIR"\necho "$NOT_SET_EVER"\n'
-    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, check=False)
+    done = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
     assert done.stdout.splitlines() == [str(openfoam_at.parent.parent)]
     assert done.returncode != 0  # and -u is back on after it
     assert "complaints" not in done.stderr  # the bashrc's noise stays out of the job's log
 
 
-def test_without_openfoam_the_targets_provide_nothing_and_load_nothing(app_root: Path, openfoam_at: Path) -> None:
+def test_without_openfoam_the_targets_provide_nothing_and_load_nothing(
+    app_root: Path, openfoam_at: Path
+) -> None:
     run_setup(app_root, SIMULATOR_STEPS)
     for name in SIMULATOR_TARGETS:
         assert (embedded(app_root)[name]["setup"], embedded(app_root)[name]["provides"]) == ([], [])
-    assert parse_targets((app_root / TARGETS_FILE).read_text())["cluster"].lacks(("openfoam",)) == ("openfoam",)
+    assert parse_targets((app_root / TARGETS_FILE).read_text())["cluster"].lacks(("openfoam",)) == (
+        "openfoam",
+    )
 
 
-def test_an_already_loaded_openfoam_is_found_first(app_root: Path, openfoam_at: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_already_loaded_openfoam_is_found_first(
+    app_root: Path, openfoam_at: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     install_openfoam(openfoam_at)
     loaded = app_root / "OpenFOAM-v2312"
     install_openfoam(loaded / "etc" / "bashrc")
@@ -226,7 +258,9 @@ def test_an_already_loaded_openfoam_is_found_first(app_root: Path, openfoam_at: 
     assert find_openfoam() == openfoam_at
 
 
-def test_what_a_developer_adds_to_the_embedded_targets_survives_set_up(app_root: Path, openfoam_at: Path) -> None:
+def test_what_a_developer_adds_to_the_embedded_targets_survives_set_up(
+    app_root: Path, openfoam_at: Path
+) -> None:
     install_openfoam(openfoam_at)
     run_setup(app_root, SIMULATOR_STEPS)
     targets = embedded(app_root)
@@ -235,9 +269,13 @@ def test_what_a_developer_adds_to_the_embedded_targets_survives_set_up(app_root:
     targets["cluster"]["options"] = {"nice": "10"}
     targets["cluster"]["provides"].append("gnuplot")
     targets["cluster"]["command_timeout"] = 120
-    targets["local"]["setup"] = ["module load openfoam/2312"]  # an OpenFOAM of their own instead of ours
+    targets["local"]["setup"] = [
+        "module load openfoam/2312"
+    ]  # an OpenFOAM of their own instead of ours
     (app_root / TARGETS_FILE).write_text(json.dumps(targets))
-    (app_root / SIMULATOR_HOST_KEY).unlink()  # and something set-up owns changes: the targets are rewritten
+    (
+        app_root / SIMULATOR_HOST_KEY
+    ).unlink()  # and something set-up owns changes: the targets are rewritten
     assert "simulator targets" in {r.name for r in run_setup(app_root, SIMULATOR_STEPS) if r.ran}
     after = embedded(app_root)
     cluster, local = after["cluster"], after["local"]
@@ -248,25 +286,33 @@ def test_what_a_developer_adds_to_the_embedded_targets_survives_set_up(app_root:
     assert cluster["command_timeout"] == 120
     assert (local["setup"], local["provides"]) == (["module load openfoam/2312"], ["openfoam"])
     parse_targets((app_root / TARGETS_FILE).read_text())  # still what the gateway takes
-    assert not any(r.ran for r in run_setup(app_root, SIMULATOR_STEPS))  # and now current: left alone
+    assert not any(
+        r.ran for r in run_setup(app_root, SIMULATOR_STEPS)
+    )  # and now current: left alone
 
 
 def test_the_identity_of_the_simulator_is_set_ups_own(app_root: Path, openfoam_at: Path) -> None:
     run_setup(app_root, SIMULATOR_STEPS)
     targets = embedded(app_root)
     wanted = dict(targets["local"])
-    targets["local"].update(host="10.0.0.9", port=22, user="nobody", known_hosts="x", key_file="k", base_dir="/x")
+    targets["local"].update(
+        host="10.0.0.9", port=22, user="nobody", known_hosts="x", key_file="k", base_dir="/x"
+    )
     (app_root / TARGETS_FILE).write_text(json.dumps(targets))
     run_setup(app_root, SIMULATOR_STEPS)
     assert embedded(app_root)["local"] == wanted
 
 
-def test_openfoam_installed_or_removed_later_updates_only_set_ups_own_parts(app_root: Path,
-                                                                           openfoam_at: Path) -> None:
+def test_openfoam_installed_or_removed_later_updates_only_set_ups_own_parts(
+    app_root: Path, openfoam_at: Path
+) -> None:
     run_setup(app_root, SIMULATOR_STEPS)  # `make run` before OpenFOAM was installed
     targets = embedded(app_root)
     targets["cluster"]["setup"] = ["export FOAM_SIGFPE=0"]
-    targets["local"]["setup"], targets["local"]["provides"] = [". /home/me/foam/etc/bashrc"], ["openfoam"]
+    targets["local"]["setup"], targets["local"]["provides"] = (
+        [". /home/me/foam/etc/bashrc"],
+        ["openfoam"],
+    )
     (app_root / TARGETS_FILE).write_text(json.dumps(targets))
 
     install_openfoam(openfoam_at)  # `make test` installs it; the next `make run` finds it
@@ -279,6 +325,9 @@ def test_openfoam_installed_or_removed_later_updates_only_set_ups_own_parts(app_
     openfoam_at.unlink()  # uninstalled: set-up's line and its `openfoam` go; the developer's own stay
     assert [r.name for r in run_setup(app_root, SIMULATOR_STEPS) if r.ran] == ["simulator targets"]
     after = embedded(app_root)
-    assert (after["cluster"]["setup"], after["cluster"]["provides"]) == (["export FOAM_SIGFPE=0"], [])
+    assert (after["cluster"]["setup"], after["cluster"]["provides"]) == (
+        ["export FOAM_SIGFPE=0"],
+        [],
+    )
     assert after["local"]["setup"] == [". /home/me/foam/etc/bashrc"]
     assert after["local"]["provides"] == ["openfoam"]  # they said so themselves: theirs to keep

@@ -23,8 +23,12 @@ def key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def sign_in(body: Any) -> func.HttpResponse:
-    req = func.HttpRequest("POST", "http://127.0.0.1:7071/dev/sign-in", body=json.dumps(body).encode(),
-                           headers={"Content-Type": "application/json"})
+    req = func.HttpRequest(
+        "POST",
+        "http://127.0.0.1:7071/dev/sign-in",
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     return signin.dev_sign_in(req)
 
 
@@ -52,7 +56,9 @@ def test_anything_but_a_boolean_is_a_422_naming_admin(key: Path, admin: Any) -> 
     resp = sign_in({"user": "alice", "admin": admin})
     assert resp.status_code == 422
     assert resp.mimetype == "application/problem+json"
-    assert json.loads(resp.get_body())["errors"] == [{"name": "admin", "in": "body", "detail": "must be true or false"}]
+    assert json.loads(resp.get_body())["errors"] == [
+        {"name": "admin", "in": "body", "detail": "must be true or false"}
+    ]
 
 
 def test_the_token_carries_the_scope_user_routes_may_require(key: Path) -> None:

@@ -37,13 +37,19 @@ def connect(login: EmbeddedLogin | EmbeddedSimulator, root: Path, **overrides: A
     """asyncssh.connect to a simulator of the checkout at `root`, with its client key and pinned host key."""
     pinned = f"[127.0.0.1]:{login.port} {read_public_key(root / SIMULATOR_HOST_KEY)}"
     options: dict[str, Any] = {
-        "port": login.port, "username": login.user, "client_keys": [str(root / CLIENT_KEY)],
-        "known_hosts": asyncssh.import_known_hosts(pinned), "config": None, "agent_path": None,
+        "port": login.port,
+        "username": login.user,
+        "client_keys": [str(root / CLIENT_KEY)],
+        "known_hosts": asyncssh.import_known_hosts(pinned),
+        "config": None,
+        "agent_path": None,
     }
     return asyncssh.connect("127.0.0.1", **{**options, **overrides})
 
 
-async def run_one(login: EmbeddedLogin | EmbeddedSimulator, root: Path, command: str) -> asyncssh.SSHCompletedProcess:
+async def run_one(
+    login: EmbeddedLogin | EmbeddedSimulator, root: Path, command: str
+) -> asyncssh.SSHCompletedProcess:
     """Run one command on a fresh connection."""
     async with connect(login, root) as conn:
         return await conn.run(command)
@@ -71,7 +77,10 @@ def test_targets_reach_the_simulator_with_its_pinned_key(tmp_path: Path) -> None
         assert (target.host, target.port, target.scheduler) == ("127.0.0.1", 2022, "direct")
         assert target.user == current_user()
         assert target.key_file == ".local/ssh/id_ed25519"
-        assert target.known_hosts == f"[127.0.0.1]:2022 {read_public_key(tmp_path / SIMULATOR_HOST_KEY)}"
+        assert (
+            target.known_hosts
+            == f"[127.0.0.1]:2022 {read_public_key(tmp_path / SIMULATOR_HOST_KEY)}"
+        )
         assert target.base_dir == str((tmp_path / SIMULATOR_JOBS).resolve())
 
 
@@ -80,11 +89,15 @@ def test_a_new_host_key_rewrites_the_targets_and_keeps_other_ones(tmp_path: Path
     targets_file = tmp_path / TARGETS_FILE
     targets = json.loads(targets_file.read_text())
     targets_file.write_text(json.dumps({**targets, "hpc": {"host": "hpc.example.org"}}))
-    (tmp_path / SIMULATOR_HOST_KEY).unlink()  # the developer deleted the host key: set-up makes a new one
+    (
+        tmp_path / SIMULATOR_HOST_KEY
+    ).unlink()  # the developer deleted the host key: set-up makes a new one
     ran = {r.name for r in run_setup(tmp_path, SIMULATOR_STEPS) if r.ran}
     assert ran == {"simulator SSH host key", "simulator targets"}
     rewritten = json.loads(targets_file.read_text())
-    assert rewritten["local"]["known_hosts"].endswith(read_public_key(tmp_path / SIMULATOR_HOST_KEY))
+    assert rewritten["local"]["known_hosts"].endswith(
+        read_public_key(tmp_path / SIMULATOR_HOST_KEY)
+    )
     assert rewritten["hpc"] == {"host": "hpc.example.org"}
 
 
@@ -103,10 +116,14 @@ def test_a_new_client_key_replaces_only_its_own_authorized_line(tmp_path: Path) 
     keys = tmp_path / AUTHORIZED_KEYS
     keys.write_text(keys.read_text() + "ssh-ed25519 AAAAhandmade developer@laptop\n")
     make_ssh_key(tmp_path / CLIENT_KEY, "simgate-gateway")
-    assert [r.name for r in run_setup(tmp_path, SIMULATOR_STEPS) if r.ran] == ["gateway SSH client key"]
+    assert [r.name for r in run_setup(tmp_path, SIMULATOR_STEPS) if r.ran] == [
+        "gateway SSH client key"
+    ]
     lines = keys.read_text().splitlines()
-    assert lines == ["ssh-ed25519 AAAAhandmade developer@laptop",
-                     f"{read_public_key(tmp_path / CLIENT_KEY)} simgate-gateway"]
+    assert lines == [
+        "ssh-ed25519 AAAAhandmade developer@laptop",
+        f"{read_public_key(tmp_path / CLIENT_KEY)} simgate-gateway",
+    ]
 
 
 # -- what only the embedded simulator does ------------------------------------------------------------------------
@@ -117,7 +134,9 @@ def test_commands_start_in_the_sandbox(embedded_simulator: EmbeddedLogin) -> Non
     assert done.stdout.strip() == str(embedded_simulator.simulator.sandbox)
 
 
-def test_devhost_settings_do_not_reach_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_devhost_settings_do_not_reach_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_setup(tmp_path, SIMULATOR_STEPS)
     monkeypatch.setenv("AzureWebJobsStorage", "AccountKey=secret")
     monkeypatch.setenv("SIMGATE_TARGETS", "@.local/targets.json")
@@ -136,7 +155,11 @@ def test_only_the_current_user_may_log_in(embedded_simulator: EmbeddedLogin) -> 
 
 def test_passwords_are_not_accepted(embedded_simulator: EmbeddedLogin) -> None:
     with pytest.raises(asyncssh.PermissionDenied):
-        asyncio.run(run_one_as(embedded_simulator, client_keys=None, password="anything", preferred_auth="password"))
+        asyncio.run(
+            run_one_as(
+                embedded_simulator, client_keys=None, password="anything", preferred_auth="password"
+            )
+        )
 
 
 async def run_one_as(login: EmbeddedLogin, **overrides: Any) -> None:

@@ -24,7 +24,9 @@ def openfoam() -> list[str]:
     scripts Debian does not ship are harmless and kept out of the job's log.
     """
     if not OPENFOAM_BASHRC.is_file():
-        _missing_component(f"OpenFOAM is not installed ({OPENFOAM_BASHRC} is missing; `make system-deps` as root)")
+        _missing_component(
+            f"OpenFOAM is not installed ({OPENFOAM_BASHRC} is missing; `make system-deps` as root)"
+        )
     return [
         "set +u",
         f"BASH_SOURCE={OPENFOAM_BASHRC}; . {OPENFOAM_BASHRC} >/dev/null 2>&1; unset BASH_SOURCE",

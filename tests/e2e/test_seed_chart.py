@@ -120,10 +120,17 @@ def show_the_case(gateway: Gateway, story: Story) -> None:
 
 def make_a_job(gateway: Gateway, story: Story) -> str:
     """Martin: Make this a job called "Test 1". `POST /job {case_id, job_title, user}`: 201, a DRAFT."""
-    reply = gateway.call("POST", "/job", {"case_id": story.case_id, "job_title": "Test 1", "user": USER}, user=USER)
+    reply = gateway.call(
+        "POST", "/job", {"case_id": story.case_id, "job_title": "Test 1", "user": USER}, user=USER
+    )
     assert reply.status == 201, reply.body
     job = reply.body
-    assert (job["status"], job["job_title"], job["case_id"], job["user"]) == ("DRAFT", "Test 1", story.case_id, USER)
+    assert (job["status"], job["job_title"], job["case_id"], job["user"]) == (
+        "DRAFT",
+        "Test 1",
+        story.case_id,
+        USER,
+    )
     assert reply.headers["location"] == f"/job/{job['job_id']}"
     return str(job["job_id"])
 
@@ -157,11 +164,15 @@ def poll_until_ended(gateway: Gateway, job_id: str, timeout: float = RUN_TIMEOUT
             seen.changes.append((time.monotonic() - started, status))
         if status in ENDED:
             break
-        assert time.monotonic() - started < timeout, f"job {job_id} still {status} after {timeout} s; seen: {seen}"
+        assert time.monotonic() - started < timeout, (
+            f"job {job_id} still {status} after {timeout} s; seen: {seen}"
+        )
         time.sleep(0.1)
     assert seen.statuses[-1] == "COMPLETED", f"{reply.body}; seen: {seen}"
     # Polling may miss a state between two polls, never see one out of order.
-    assert [ORDER.index(s) for s in seen.statuses] == sorted({ORDER.index(s) for s in seen.statuses}), str(seen)
+    assert [ORDER.index(s) for s in seen.statuses] == sorted(
+        {ORDER.index(s) for s in seen.statuses}
+    ), str(seen)
     return seen
 
 
@@ -174,7 +185,9 @@ def show_the_job(gateway: Gateway, job_id: str, story: Story, seen: Seen) -> dic
     assert str(job["scheduler_id"]).isdigit(), job["scheduler_id"]  # Slurm's job id
     history = [change["status"] for change in job["history"]]
     # QUEUED is the dispatcher's; a job that reports RUNNING first makes it a late report that changes nothing.
-    assert history in (ORDER, [s for s in ORDER if s != "QUEUED"]), f"history {history}; polling saw: {seen}"
+    assert history in (ORDER, [s for s in ORDER if s != "QUEUED"]), (
+        f"history {history}; polling saw: {seen}"
+    )
     times = [change["at"] for change in job["history"]]
     assert times == sorted(times)
     assert all(change["by"] for change in job["history"])
@@ -200,8 +213,9 @@ def show_all_jobs(gateway: Gateway, job_id: str) -> None:
     assert other.status == 404  # another user's job does not exist for them
 
 
-def list_outputs(gateway: Gateway, azurite: AzuriteFixture, job_id: str, story: Story,
-                 job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def list_outputs(
+    gateway: Gateway, azurite: AzuriteFixture, job_id: str, story: Story, job: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     """Martin: What outputs are there? `GET /job/{id}/output`: id, name, content type, size and a bare URI."""
     reply = gateway.call("GET", f"/job/{job_id}/output", user=USER)
     assert reply.status == 200, reply.body
@@ -213,12 +227,15 @@ def list_outputs(gateway: Gateway, azurite: AzuriteFixture, job_id: str, story: 
     assert csv_output["size"] > 0
     assert csv_output["uri"].startswith("https://127.0.0.1:")
     assert "?" not in csv_output["uri"]  # no token in a listing
-    assert plain_get(csv_output["uri"], azurite)[0] >= 400, "a blob must not be readable without a SAS"
+    assert plain_get(csv_output["uri"], azurite)[0] >= 400, (
+        "a blob must not be readable without a SAS"
+    )
     return outputs
 
 
-def download_csv(gateway: Gateway, azurite: AzuriteFixture, job_id: str, output: dict[str, Any],
-                 story: Story) -> list[dict[str, float]]:
+def download_csv(
+    gateway: Gateway, azurite: AzuriteFixture, job_id: str, output: dict[str, Any], story: Story
+) -> list[dict[str, float]]:
     """Martin: Download csv1. `GET /job/{id}/output/{output_id}` signs a read-only SAS URL; any HTTP client
     fetches it. Then: Open Excel (parse the CSV)."""
     reply = gateway.call("GET", f"/job/{job_id}/output/{output['output_id']}", user=USER)
@@ -228,7 +245,9 @@ def download_csv(gateway: Gateway, azurite: AzuriteFixture, job_id: str, output:
     expires = datetime.fromisoformat(grant["expires_on"].replace("Z", "+00:00"))
     assert datetime.now(UTC) < expires <= datetime.now(UTC) + timedelta(minutes=61)
     context = ssl.create_default_context(cafile=str(azurite.ca_path))
-    with urllib.request.urlopen(grant["url"], context=context, timeout=30) as resp:  # no Authorization header
+    with urllib.request.urlopen(
+        grant["url"], context=context, timeout=30
+    ) as resp:  # no Authorization header
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "text/csv"
         saved_as = f"attachment; filename=\"{story.csv}\"; filename*=UTF-8''{story.csv}"
@@ -277,16 +296,31 @@ def check_mixing(rows: list[dict[str, float]], values: dict[str, Any]) -> None:
 
 
 CAVITY = Story(
-    case_id=1, slug="cavity",
+    case_id=1,
+    slug="cavity",
     values={"lid_velocity": 1.5, "kinematic_viscosity": 0.01, "mesh": "coarse", "end_time": 0.5},
-    csv="centreline.csv", columns=["y_m", "u_m_per_s", "v_m_per_s", "p_m2_per_s2"],
-    outputs={"centreline.csv", "log.blockMesh", "log.icoFoam", "simgate-stdout.log", "simgate-stderr.log"},
+    csv="centreline.csv",
+    columns=["y_m", "u_m_per_s", "v_m_per_s", "p_m2_per_s2"],
+    outputs={
+        "centreline.csv",
+        "log.blockMesh",
+        "log.icoFoam",
+        "simgate-stdout.log",
+        "simgate-stderr.log",
+    },
     check_rows=check_centreline,
 )
 SMOOTHIE = Story(
-    case_id=2, slug="smoothie",
-    values={"label": "Test 1 from the seed chart", "blade_speed": 15000, "blend_duration": 2.0, "mesh": "coarse"},
-    csv="mixing_index.csv", columns=["time_s", "mixing_index", "coefficient_of_variation", "mean_concentration"],
+    case_id=2,
+    slug="smoothie",
+    values={
+        "label": "Test 1 from the seed chart",
+        "blade_speed": 15000,
+        "blend_duration": 2.0,
+        "mesh": "coarse",
+    },
+    csv="mixing_index.csv",
+    columns=["time_s", "mixing_index", "coefficient_of_variation", "mean_concentration"],
     outputs={"mixing_index.csv", "concentration.csv", "simgate-stdout.log", "simgate-stderr.log"},
     check_rows=check_mixing,
 )
@@ -294,7 +328,12 @@ SMOOTHIE = Story(
 
 @pytest.mark.openfoam
 def test_the_seed_chart_runs_the_cavity_with_openfoam_on_slurm(
-    gateway: Gateway, azurite: AzuriteFixture, sshd: Any, slurm: Any, openfoam: list[str], use_targets: Any
+    gateway: Gateway,
+    azurite: AzuriteFixture,
+    sshd: Any,
+    slurm: Any,
+    openfoam: list[str],
+    use_targets: Any,
 ) -> None:
     use_targets({"cluster": sshd.target("cluster", scheduler="slurm", setup=openfoam)})
     job = seed_chart(gateway, azurite, CAVITY)
@@ -314,7 +353,11 @@ def test_the_seed_chart_runs_the_smoothie_on_slurm(
 
 def walk(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The leaf fields of a case's field tree (groups only nest them)."""
-    return [leaf for node in nodes for leaf in (walk(node["fields"]) if node["type"] == "group" else [node])]
+    return [
+        leaf
+        for node in nodes
+        for leaf in (walk(node["fields"]) if node["type"] == "group" else [node])
+    ]
 
 
 def job_values(job: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +367,10 @@ def job_values(job: dict[str, Any]) -> dict[str, Any]:
 
 def link_header(reply: Reply) -> dict[str, str]:
     """The URLs of an RFC 8288 `Link` header by relation."""
-    return {rel: url for url, rel in re.findall(r'<([^>]*)>\s*;\s*rel="([^"]+)"', reply.headers.get("link", ""))}
+    return {
+        rel: url
+        for url, rel in re.findall(r'<([^>]*)>\s*;\s*rel="([^"]+)"', reply.headers.get("link", ""))
+    }
 
 
 def path_of(gateway: Gateway, url: str) -> str:

@@ -26,9 +26,18 @@ def functions() -> dict[str, Any]:
 def call(functions: dict[str, Any]) -> Call:
     """Call a user function the way the worker does, with a real `func.HttpRequest`."""
 
-    def invoke(name: str, url: str, *, method: str = "GET", route_params: dict[str, str] | None = None,
-               params: dict[str, str] | None = None, body: bytes = b"") -> func.HttpResponse:
-        req = func.HttpRequest(method, url, body=body, params=params or {}, route_params=route_params or {})
+    def invoke(
+        name: str,
+        url: str,
+        *,
+        method: str = "GET",
+        route_params: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> func.HttpResponse:
+        req = func.HttpRequest(
+            method, url, body=body, params=params or {}, route_params=route_params or {}
+        )
         return functions[name].get_user_function()(req)
 
     return invoke

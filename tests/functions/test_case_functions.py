@@ -40,13 +40,19 @@ def test_list_pages_through_the_three_cases(call: Call) -> None:
     assert 'rel="next"' not in second.headers["Link"]
 
 
-@pytest.mark.parametrize("url", ["http://evil.example/case", "http://evil.example:666//evil.example/case"])
-def test_links_never_come_from_the_requests_host(call: Call, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "url", ["http://evil.example/case", "http://evil.example:666//evil.example/case"]
+)
+def test_links_never_come_from_the_requests_host(
+    call: Call, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """F9: `req.url` carries the client's Host header; the links are the route's own, on the configured URL."""
     from core.services import reset_services
 
     params = {"page": "1", "per_page": "1"}
-    assert "evil" not in call("list_cases", f"{url}?page=1&per_page=1", params=params).headers["Link"]
+    assert (
+        "evil" not in call("list_cases", f"{url}?page=1&per_page=1", params=params).headers["Link"]
+    )
     monkeypatch.setenv("SIMGATE_PUBLIC_URL", "https://simgate.example")
     reset_services()
     try:
@@ -59,8 +65,11 @@ def test_links_never_come_from_the_requests_host(call: Call, url: str, monkeypat
 
 
 def test_catalog_answers_are_not_sniffed(call: Call) -> None:
-    for resp in (call("list_cases", BASE), call("show_case", f"{BASE}/2", route_params={"case_id": "2"}),
-                 call("show_case", f"{BASE}/x", route_params={"case_id": "x"})):
+    for resp in (
+        call("list_cases", BASE),
+        call("show_case", f"{BASE}/2", route_params={"case_id": "2"}),
+        call("show_case", f"{BASE}/x", route_params={"case_id": "x"}),
+    ):
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
@@ -68,7 +77,16 @@ def test_list_defaults_and_headers_carry_no_internals(call: Call) -> None:
     cases = body_of(call("list_cases", BASE))
     assert {c["name"] for c in cases} == {"cavity", "smoothie", "dam-break"}
     for header in cases:
-        assert set(header) == {"id", "name", "title", "description", "thumbnail", "available", "note", "links"}
+        assert set(header) == {
+            "id",
+            "name",
+            "title",
+            "description",
+            "thumbnail",
+            "available",
+            "note",
+            "links",
+        }
         assert header["links"]["self"] == f"/case/{header['id']}"
 
 
@@ -94,13 +112,17 @@ def test_a_page_past_the_end_is_empty(call: Call) -> None:
         ({"per_page": "٣"}, "per_page"),
     ],
 )
-def test_bad_paging_is_a_400_naming_the_parameter(call: Call, params: dict[str, str], name: str) -> None:
+def test_bad_paging_is_a_400_naming_the_parameter(
+    call: Call, params: dict[str, str], name: str
+) -> None:
     resp = call("list_cases", BASE, params=params)
     assert resp.status_code == 400
     assert resp.mimetype == "application/problem+json"
     problem = body_of(resp)
     assert problem["status"] == 400
-    assert problem["errors"] == [{"name": name, "in": "query", "detail": problem["errors"][0]["detail"]}]
+    assert problem["errors"] == [
+        {"name": name, "in": "query", "detail": problem["errors"][0]["detail"]}
+    ]
     assert repr(name) in problem["detail"]
 
 
@@ -142,8 +164,13 @@ def test_a_malformed_case_id_is_a_400_naming_it(call: Call, ref: str) -> None:
     assert body_of(resp)["errors"][0]["name"] == "case_id"
 
 
-TARGET = {"host": "hpc.example.org", "user": "sim", "key_file": "k", "known_hosts": "hpc.example.org ssh-ed25519 A",
-          "base_dir": "/scratch/sim"}
+TARGET = {
+    "host": "hpc.example.org",
+    "user": "sim",
+    "key_file": "k",
+    "known_hosts": "hpc.example.org ssh-ed25519 A",
+    "base_dir": "/scratch/sim",
+}
 
 
 @pytest.fixture
@@ -167,8 +194,12 @@ def availability(call: Call) -> dict[str, tuple[bool, str | None]]:
     return listed
 
 
-def test_openfoam_cases_are_unavailable_where_the_target_lacks_openfoam(call: Call, targets: Any) -> None:
-    targets(json.dumps({"cluster": {**TARGET, "provides": []}, "local": {**TARGET, "provides": []}}))
+def test_openfoam_cases_are_unavailable_where_the_target_lacks_openfoam(
+    call: Call, targets: Any
+) -> None:
+    targets(
+        json.dumps({"cluster": {**TARGET, "provides": []}, "local": {**TARGET, "provides": []}})
+    )
     seen = availability(call)
     assert seen["smoothie"] == (True, None)
     for name in ("cavity", "dam-break"):
@@ -201,7 +232,9 @@ def _leaves(nodes: list[dict[str, Any]]) -> Any:
 def test_the_reconciler_runs_on_the_schedule_setting(functions: dict[str, Any]) -> None:
     trigger = functions["reconcile_jobs"].get_trigger()
     assert trigger.get_binding_name() == "timerTrigger"
-    assert trigger.schedule == "%SIMGATE_RECONCILE_SCHEDULE%"  # resolved by the host from the app settings
+    assert (
+        trigger.schedule == "%SIMGATE_RECONCILE_SCHEDULE%"
+    )  # resolved by the host from the app settings
     assert trigger.run_on_startup is False
     cancel, copy = functions["cancel_job"].get_trigger(), functions["copy_job"].get_trigger()
     assert (cancel.route, [m.value for m in cancel.methods]) == ("job/{job_id}/cancel", ["POST"])

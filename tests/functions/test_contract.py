@@ -43,8 +43,16 @@ def make_app(registry: Registry) -> dict[str, Any]:
     """The whole route, declared in one statement; the app it is registered in; its functions by name."""
     bp = func.Blueprint()
 
-    @operation(bp, "GET", "greeting/{case_id}", auth="user", ok={200: "Greeting"}, errors=(NotFound,),
-               query=(TIMES,), registry=registry)
+    @operation(
+        bp,
+        "GET",
+        "greeting/{case_id}",
+        auth="user",
+        ok={200: "Greeting"},
+        errors=(NotFound,),
+        query=(TIMES,),
+        registry=registry,
+    )
     def greeting(call: Call) -> Greeting:
         """Greet someone, a few times."""
         return greet(call.caller, call.path("case_id"), call.query(TIMES))
@@ -56,7 +64,9 @@ def make_app(registry: Registry) -> dict[str, Any]:
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
-    monkeypatch.setattr(views, "Greeting", Greeting, raising=False)  # as if declared in core/views.py
+    monkeypatch.setattr(
+        views, "Greeting", Greeting, raising=False
+    )  # as if declared in core/views.py
     return Registry()
 
 
@@ -72,10 +82,18 @@ def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     reset_services()
 
 
-def get(functions: dict[str, Any], name: str, params: dict[str, str], token: str | None = None) -> func.HttpResponse:
+def get(
+    functions: dict[str, Any], name: str, params: dict[str, str], token: str | None = None
+) -> func.HttpResponse:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    req = func.HttpRequest("GET", f"http://localhost/greeting/{name}", headers=headers, params=params,
-                           route_params={"case_id": name}, body=b"")
+    req = func.HttpRequest(
+        "GET",
+        f"http://localhost/greeting/{name}",
+        headers=headers,
+        params=params,
+        route_params={"case_id": name},
+        body=b"",
+    )
     response: func.HttpResponse = functions["greeting"].get_user_function()(req)
     return response
 
@@ -92,40 +110,66 @@ def test_the_document_lists_it_with_its_bounds_and_errors(registry: Registry) ->
     make_app(registry)
     doc = document(registry)
     op = doc["paths"]["/greeting/{case_id}"]["get"]
-    assert (op["operationId"], op["summary"], op["security"]) == ("greeting", "Greet someone, a few times.",
-                                                                 [{"user": []}])
+    assert (op["operationId"], op["summary"], op["security"]) == (
+        "greeting",
+        "Greet someone, a few times.",
+        [{"user": []}],
+    )
     [query] = [p for p in op["parameters"] if p["in"] == "query"]
-    assert (query["name"], query["schema"]) == ("times", {"type": "integer", "minimum": 1, "maximum": 3})
+    assert (query["name"], query["schema"]) == (
+        "times",
+        {"type": "integer", "minimum": 1, "maximum": 3},
+    )
     # 400 for the path and query, 401 for the token: implied; 404: declared; 414: the host's.
     assert sorted(op["responses"]) == ["200", "400", "401", "404", "414"]
     assert op["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Greeting"}
+        "$ref": "#/components/schemas/Greeting"
+    }
     assert set(doc["components"]["schemas"]) == {"Greeting", "Problem", "ProblemField"}
 
 
 def test_a_request_is_parsed_and_refused_as_declared(registry: Registry, token: str) -> None:
     functions = make_app(registry)
     ok = get(functions, "bo", {"times": "3"}, token)
-    assert (ok.status_code, json.loads(ok.get_body())) == (200, {"text": "hello bo from ann", "times": 3})
+    assert (ok.status_code, json.loads(ok.get_body())) == (
+        200,
+        {"text": "hello bo from ann", "times": 3},
+    )
     assert get(functions, "bo", {}, token).status_code == 200  # the default
 
     too_many = get(functions, "bo", {"times": "4"}, token)
     assert too_many.status_code == 400
     assert too_many.mimetype == "application/problem+json"
     assert json.loads(too_many.get_body())["errors"] == [
-        {"name": "times", "in": "query", "detail": "must be from 1 to 3, not 4"}]
-    assert get(functions, "bo", {"times": "3"}).status_code == 401  # before anything else: the token
-    assert get(functions, "nobody", {}, token).status_code == 404  # the core function's error, by STATUS
+        {"name": "times", "in": "query", "detail": "must be from 1 to 3, not 4"}
+    ]
+    assert (
+        get(functions, "bo", {"times": "3"}).status_code == 401
+    )  # before anything else: the token
+    assert (
+        get(functions, "nobody", {}, token).status_code == 404
+    )  # the core function's error, by STATUS
 
 
 def test_a_declaration_that_cannot_be_documented_is_refused_at_import(registry: Registry) -> None:
     bp = func.Blueprint()
     with pytest.raises(ValueError, match="declare path parameter"):
-        operation(bp, "GET", "thing/{thing_id}", auth="none", ok={200: None}, registry=registry)(lambda call: None)
+        operation(bp, "GET", "thing/{thing_id}", auth="none", ok={200: None}, registry=registry)(
+            lambda call: None
+        )
     with pytest.raises(ValueError, match="has no status"):
-        operation(bp, "GET", "thing", auth="none", ok={200: None}, errors=(GatewayError,),
-                  registry=registry)(lambda call: None)
-    declare = operation(func.Blueprint(), "GET", "thing", auth="none", ok={200: None}, registry=registry)
+        operation(
+            bp,
+            "GET",
+            "thing",
+            auth="none",
+            ok={200: None},
+            errors=(GatewayError,),
+            registry=registry,
+        )(lambda call: None)
+    declare = operation(
+        func.Blueprint(), "GET", "thing", auth="none", ok={200: None}, registry=registry
+    )
     declare(lambda call: None)
     with pytest.raises(ValueError, match="declared twice"):
         declare(lambda call: None)

@@ -30,9 +30,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SEAMS = ("none", "run:after-state", "run:after-message", "cancel:after-state", "cancel:after-message",
-         "dispatch:after-claim", "dispatch:before-cancel")
-_submitted_here = contextvars.ContextVar("submitted_here", default=False)  # in the dispatcher that waited
+SEAMS = (
+    "none",
+    "run:after-state",
+    "run:after-message",
+    "cancel:after-state",
+    "cancel:after-message",
+    "dispatch:after-claim",
+    "dispatch:before-cancel",
+)
+_submitted_here = contextvars.ContextVar(
+    "submitted_here", default=False
+)  # in the dispatcher that waited
 
 
 def die() -> None:
@@ -65,7 +74,9 @@ def around_message(wanted: str | None, *, before: bool) -> None:
     real = QueueDispatch.send
 
     @functools.wraps(real)
-    def send(self: QueueDispatch, job_id: str, action: str | None = None, target: str | None = None) -> None:
+    def send(
+        self: QueueDispatch, job_id: str, action: str | None = None, target: str | None = None
+    ) -> None:
         ours = action == wanted and (not before or _submitted_here.get())
         if ours and before:
             die()
@@ -99,7 +110,13 @@ def plant(seam: str, marker: Path | None) -> None:
     from core.states import JobState
 
     if seam == "run:after-state":
-        after_write(lambda j: j.status is JobState.SUBMITTED and j.dispatch_message is None and j.checked_at is None)
+        after_write(
+            lambda j: (
+                j.status is JobState.SUBMITTED
+                and j.dispatch_message is None
+                and j.checked_at is None
+            )
+        )
     elif seam == "run:after-message":
         around_message(None, before=False)
     elif seam == "cancel:after-state":
@@ -117,8 +134,12 @@ def plant(seam: str, marker: Path | None) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.integration.crashing_host")
     parser.add_argument("--seam", choices=SEAMS, default="none")
-    parser.add_argument("--lease", type=int, help="devhost's queue lease in seconds (the host's is 600)")
-    parser.add_argument("--marker", type=Path, help="touched when the dispatcher waits for a cancel")
+    parser.add_argument(
+        "--lease", type=int, help="devhost's queue lease in seconds (the host's is 600)"
+    )
+    parser.add_argument(
+        "--marker", type=Path, help="touched when the dispatcher waits for a cancel"
+    )
     parser.add_argument("devhost", nargs=argparse.REMAINDER, help="-- and devhost's own arguments")
     args = parser.parse_args()
     import devhost.queues

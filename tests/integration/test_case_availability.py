@@ -29,7 +29,9 @@ def openfoam_bashrc() -> Path:
     """The installed OpenFOAM's bashrc, as devhost's set-up finds it."""
     found = find_openfoam()
     if found is None:
-        _missing_component("OpenFOAM is not installed (`make system-deps` as root installs Debian's)")
+        _missing_component(
+            "OpenFOAM is not installed (`make system-deps` as root installs Debian's)"
+        )
     assert found is not None
     return found
 
@@ -55,8 +57,12 @@ def storage_requests_of(action: Any) -> list[str]:
 def test_a_case_its_target_lacks_openfoam_for_is_unavailable_and_refused_at_run(
     gateway: Gateway, embedded_simulator: Any, use_targets: Any
 ) -> None:
-    use_targets({"cluster": {**embedded_simulator.target("cluster"), "provides": []},
-                 "local": {**embedded_simulator.target("local"), "provides": []}})
+    use_targets(
+        {
+            "cluster": {**embedded_simulator.target("cluster"), "provides": []},
+            "local": {**embedded_simulator.target("local"), "provides": []},
+        }
+    )
     replies: dict[str, Any] = {}
 
     def read_catalog() -> None:
@@ -105,5 +111,8 @@ def test_an_openfoam_failure_says_why_in_the_jobs_reason(
     assert gateway.call("POST", f"/job/{job_id}", user=USER).status == 202
     job = finished(gateway, job_id, user=USER)
     assert job["status"] == "FAILED", job
-    assert job["reason"] == "exit code 1: blockMesh: Could not find mandatory etc entry (mode=ugo) 'controlDict'"
+    assert (
+        job["reason"]
+        == "exit code 1: blockMesh: Could not find mandatory etc entry (mode=ugo) 'controlDict'"
+    )
     assert job["history"][-1]["reason"] == job["reason"]

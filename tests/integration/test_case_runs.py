@@ -35,7 +35,9 @@ def render_job(folder: Path, slug: str, **overrides: Any) -> dict[str, Any]:
 
 
 def run(folder: Path, command: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        command, cwd=folder, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def read_csv(path: Path) -> tuple[list[str], list[list[float]]]:
@@ -60,7 +62,9 @@ def openfoam() -> list[str]:
 # --- smoothie --------------------------------------------------------------------------------------------------
 
 
-def run_smoothie(folder: Path, **overrides: Any) -> tuple[dict[str, Any], list[list[float]], list[list[float]]]:
+def run_smoothie(
+    folder: Path, **overrides: Any
+) -> tuple[dict[str, Any], list[list[float]], list[list[float]]]:
     folder.mkdir()
     values = render_job(folder, "smoothie", **overrides)
     result = run(folder, ["./run.sh"])
@@ -68,7 +72,12 @@ def run_smoothie(folder: Path, **overrides: Any) -> tuple[dict[str, Any], list[l
     assert "mixing index" in result.stdout  # progress lines
     series_header, series = read_csv(folder / "mixing_index.csv")
     field_header, field = read_csv(folder / "concentration.csv")
-    assert series_header == ["time_s", "mixing_index", "coefficient_of_variation", "mean_concentration"]
+    assert series_header == [
+        "time_s",
+        "mixing_index",
+        "coefficient_of_variation",
+        "mean_concentration",
+    ]
     assert field_header == ["x_m", "y_m", "concentration"]
     return values, series, field
 
@@ -116,7 +125,9 @@ def test_a_faster_blade_mixes_better(tmp_path: Path) -> None:
 
 def test_a_thinner_base_mixes_better(tmp_path: Path) -> None:
     _, thick, _ = run_smoothie(tmp_path / "thick", **{**THICK, "blade_speed": 2000})
-    _, thin, _ = run_smoothie(tmp_path / "thin", **{**THICK, "blade_speed": 2000, "base_viscosity": 0.5})
+    _, thin, _ = run_smoothie(
+        tmp_path / "thin", **{**THICK, "blade_speed": 2000, "base_viscosity": 0.5}
+    )
     assert thin[-1][1] > thick[-1][1] + 0.05
 
 
@@ -136,7 +147,12 @@ def test_the_smoothie_fails_on_bad_parameters(tmp_path: Path) -> None:
 def test_an_openfoam_case_fails_clearly_without_openfoam(tmp_path: Path, slug: str) -> None:
     render_job(tmp_path, slug)
     result = subprocess.run(
-        ["/bin/sh", "./run.sh"], cwd=tmp_path, env={"PATH": "/nonexistent"}, capture_output=True, text=True, check=False
+        ["/bin/sh", "./run.sh"],
+        cwd=tmp_path,
+        env={"PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 127
     assert "blockMesh is not on PATH" in result.stderr
@@ -165,9 +181,13 @@ def test_the_cavity_runs_and_samples_the_centre_line(tmp_path: Path, openfoam: l
 
 
 @pytest.mark.openfoam
-def test_the_most_viscous_cavity_on_the_fine_mesh_stays_stable(tmp_path: Path, openfoam: list[str]) -> None:
+def test_the_most_viscous_cavity_on_the_fine_mesh_stays_stable(
+    tmp_path: Path, openfoam: list[str]
+) -> None:
     # With two PISO correctors this diverges within 0.1 s (diffusion number 200): the correctors must scale.
-    values = render_job(tmp_path, "cavity", mesh="fine", kinematic_viscosity=1.0, lid_velocity=0.1, end_time=0.1)
+    values = render_job(
+        tmp_path, "cavity", mesh="fine", kinematic_viscosity=1.0, lid_velocity=0.1, end_time=0.1
+    )
     result = run(tmp_path, openfoam)
     assert result.returncode == 0, result.stdout + result.stderr
     _, rows = read_csv(tmp_path / "centreline.csv")
@@ -182,7 +202,12 @@ def test_the_dam_break_runs_and_records_the_water(tmp_path: Path, openfoam: list
     result = run(tmp_path, openfoam)
     assert result.returncode == 0, result.stdout + result.stderr
     header, rows = read_csv(tmp_path / "water_volume.csv")
-    assert header == ["time_s", "water_volume_m3", "downstream_water_volume_m3", "downstream_fraction"]
+    assert header == [
+        "time_s",
+        "water_volume_m3",
+        "downstream_water_volume_m3",
+        "downstream_fraction",
+    ]
     times = [r[0] for r in rows]
     assert len(rows) == round(values["end_time"] / 0.01)
     assert times == pytest.approx([0.01 * (i + 1) for i in range(len(rows))])

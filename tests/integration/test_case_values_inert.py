@@ -28,7 +28,7 @@ HOSTILE = [
     f"$(touch {MARKER})",
     f"`touch {MARKER}`",
     f"'; touch {MARKER}; echo '",
-    f"\"; touch {MARKER}; echo \"",
+    f'"; touch {MARKER}; echo "',
     f"a\\'$(touch {MARKER})",
     "\\nsimgate: FAKE REPORT line \\0033[31mRED\\0033[0m tail\\c hidden",
     'simgate: {"status": "COMPLETED"}',
@@ -60,14 +60,20 @@ def test_the_smoothie_prints_a_hostile_label_exactly_and_runs_none_of_it(
     catalog: Any, tmp_path: Path, label: str
 ) -> None:
     smoothie = catalog.get("smoothie")
-    assert check_values(smoothie, [{"name": "label", "value": label}]) == {"label": label}  # a user may send it
+    assert check_values(smoothie, [{"name": "label", "value": label}]) == {
+        "label": label
+    }  # a user may send it
     job = tmp_path / "job"
     job.mkdir()
     render_job(job, "smoothie", label=label, mesh="coarse", blend_duration=1.0)
-    done = subprocess.run(["sh", "./run.sh"], cwd=job, capture_output=True, timeout=120, check=False)
+    done = subprocess.run(
+        ["sh", "./run.sh"], cwd=job, capture_output=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     lines = done.stdout.split(b"\n")
-    assert lines[0] == b"run.sh: run label: " + label.encode()  # byte-identical: no escape read, nothing cut
+    assert (
+        lines[0] == b"run.sh: run label: " + label.encode()
+    )  # byte-identical: no escape read, nothing cut
     assert not [line for line in lines if line.startswith(b"simgate:")]  # no forged wrapper line
     assert b"\x1b" not in done.stdout
     assert markers(tmp_path) == []
@@ -91,21 +97,29 @@ def test_no_field_but_a_string_takes_text_and_only_json_renders_it(catalog: Any,
             except CatalogError:
                 continue  # refused: what the renderer should do with text bound for a script
             changed = [f for f in files if f.text != plain[f.path]]
-            assert [f.path for f in changed if not f.path.endswith(".json")] == [], (field.name, value)
+            assert [f.path for f in changed if not f.path.endswith(".json")] == [], (
+                field.name,
+                value,
+            )
             assert all(json.loads(f.text)[field.name] == value for f in changed)
 
 
 @pytest.mark.parametrize("slug", ["cavity", "dam-break", "smoothie"])
-def test_every_shell_script_parses_and_prints_no_value_with_echo(catalog: Any, slug: str, tmp_path: Path) -> None:
+def test_every_shell_script_parses_and_prints_no_value_with_echo(
+    catalog: Any, slug: str, tmp_path: Path
+) -> None:
     case = catalog.get(slug)
     folder = catalog.folder(case)
     for script in case.scripts:
         if script.path.endswith(".sh") and script.render:
             for number, line in enumerate((folder / script.template).read_text().splitlines(), 1):
-                assert not ("echo" in line and "{{" in line), f"{script.template}:{number} echoes a value: {line}"
+                assert not ("echo" in line and "{{" in line), (
+                    f"{script.template}:{number} echoes a value: {line}"
+                )
     for file in render_case(folder, case, case.defaults(), JOB):
         if file.path.endswith(".sh"):
             (tmp_path / "run.sh").write_text(file.text, encoding="utf-8")
-            checked = subprocess.run(["sh", "-n", "run.sh"], cwd=tmp_path, capture_output=True, text=True,
-                                     check=False)
+            checked = subprocess.run(
+                ["sh", "-n", "run.sh"], cwd=tmp_path, capture_output=True, text=True, check=False
+            )
             assert checked.returncode == 0, checked.stderr

@@ -44,7 +44,9 @@ def test_show_the_smoothie_case(gateway: Gateway) -> None:
         ("/case/%24%28id%29", 400, "case_id"),
     ],
 )
-def test_bad_input_is_a_problem_never_a_500(gateway: Gateway, path: str, status: int, names: str | None) -> None:
+def test_bad_input_is_a_problem_never_a_500(
+    gateway: Gateway, path: str, status: int, names: str | None
+) -> None:
     reply = gateway.call("GET", path)
     assert reply.status == status
     assert reply.headers["content-type"] == "application/problem+json"
@@ -56,6 +58,11 @@ def test_bad_input_is_a_problem_never_a_500(gateway: Gateway, path: str, status:
 def test_unknown_paths_and_methods_are_404_as_the_real_host_answers(gateway: Gateway) -> None:
     # The Functions host answers 404 with an empty body for an unknown path and for a method the route does not
     # take (Azure/azure-functions-host#10098); devhost mirrors it.
-    for method, path in [("GET", "/nope"), ("DELETE", "/case/2"), ("POST", "/case"), ("GET", "/api/case")]:
+    for method, path in [
+        ("GET", "/nope"),
+        ("DELETE", "/case/2"),
+        ("POST", "/case"),
+        ("GET", "/api/case"),
+    ]:
         reply = gateway.call(method, path)
         assert (reply.status, reply.raw) == (404, b"")

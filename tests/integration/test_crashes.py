@@ -32,12 +32,23 @@ pytestmark = [pytest.mark.azurite, pytest.mark.ssh]
 
 LEASE = 15  # seconds: devhost's queue lease in these tests (the host's is ten minutes)
 SAVED = 7  # seconds after its last write by which Azurite has saved it to its data folder (it saves every 5 s)
-FAST_RECONCILER = {"SIMGATE_RECONCILE_SCHEDULE": "*/2 * * * * *", "SIMGATE_RESEND_AFTER_SECONDS": "3"}
+FAST_RECONCILER = {
+    "SIMGATE_RECONCILE_SCHEDULE": "*/2 * * * * *",
+    "SIMGATE_RESEND_AFTER_SECONDS": "3",
+}
 
 
 def crashing(seam: str, stack: Stack) -> tuple[str, ...]:
-    return ("tests.integration.crashing_host", "--seam", seam, "--lease", str(LEASE),
-            "--marker", str(stack.folder / "dispatcher-waits"), "--")
+    return (
+        "tests.integration.crashing_host",
+        "--seam",
+        seam,
+        "--lease",
+        str(LEASE),
+        "--marker",
+        str(stack.folder / "dispatcher-waits"),
+        "--",
+    )
 
 
 def restarted(stack: Stack) -> None:
@@ -55,7 +66,9 @@ def make_stack(tmp_path: Path, embedded_simulator: Any) -> Iterator[Any]:
     made: list[Stack] = []
 
     def make(slow: bool = False) -> Stack:
-        stack = Stack(tmp_path, embedded_simulator.target("local", setup=SLOW_MODEL if slow else ()))
+        stack = Stack(
+            tmp_path, embedded_simulator.target("local", setup=SLOW_MODEL if slow else ())
+        )
         stack.start_azurite()
         made.append(stack)
         return stack
@@ -127,7 +140,9 @@ def resent(stack: Stack) -> tuple[int, int]:
     """How many dispatches and cancels the reconciler's passes sent again, from the host's log."""
     import re
 
-    counts = re.findall(r"(\d+) dispatches and (\d+) cancels sent again", (stack.folder / "devhost.log").read_text())
+    counts = re.findall(
+        r"(\d+) dispatches and (\d+) cancels sent again", (stack.folder / "devhost.log").read_text()
+    )
     return sum(int(d) for d, _ in counts), sum(int(c) for _, c in counts)
 
 
@@ -138,8 +153,9 @@ def stored(stack: Stack, job_id: str) -> dict[str, Any]:
     from core.records import split_job_id
     from devhost.azurite import connection_string
 
-    with TableClient.from_connection_string(connection_string(stack.ports), JOBS_TABLE,
-                                            connection_verify=str(stack.cert)) as table:
+    with TableClient.from_connection_string(
+        connection_string(stack.ports), JOBS_TABLE, connection_verify=str(stack.cert)
+    ) as table:
         return dict(table.get_entity(*split_job_id(job_id)))
 
 
@@ -150,13 +166,17 @@ def _processes_of(stack: Stack, job_id: str) -> list[int]:
 # --- a fault at each seam --------------------------------------------------------------------------------------
 
 
-def test_a_run_whose_host_died_after_its_state_write_is_dispatched_by_the_reconciler(make_stack: Any) -> None:
+def test_a_run_whose_host_died_after_its_state_write_is_dispatched_by_the_reconciler(
+    make_stack: Any,
+) -> None:
     stack = make_stack()
     stack.start_host(crashing("run:after-state", stack))
     job_id = draft(stack, "died after SUBMITTED")
     assert call(stack, "POST", f"/job/{job_id}")[0] == 0  # no answer: the process died
     died(stack)
-    assert stored(stack, job_id)["status"] == "SUBMITTED"  # no message was sent, no outputs container made
+    assert (
+        stored(stack, job_id)["status"] == "SUBMITTED"
+    )  # no message was sent, no outputs container made
 
     restarted(stack)
     assert ended(stack, [job_id]) == {job_id: "COMPLETED"}
@@ -164,7 +184,10 @@ def test_a_run_whose_host_died_after_its_state_write_is_dispatched_by_the_reconc
     assert [h["status"] for h in history][:3] == ["DRAFT", "SUBMITTED", "QUEUED"]
     assert resent(stack)[0] == 1
     outputs = {o["name"] for o in call(stack, "GET", f"/job/{job_id}/output")[2]}
-    assert outputs >= {"mixing_index", "concentration"}  # uploaded: the reconciler made the container too
+    assert outputs >= {
+        "mixing_index",
+        "concentration",
+    }  # uploaded: the reconciler made the container too
 
 
 def test_a_run_whose_host_died_after_its_message_is_dispatched_once(make_stack: Any) -> None:
@@ -177,10 +200,19 @@ def test_a_run_whose_host_died_after_its_message_is_dispatched_once(make_stack: 
     restarted(stack)
     assert ended(stack, [job_id]) == {job_id: "COMPLETED"}
     history = [h["status"] for h in detail(stack, job_id)["history"]]
-    assert history == ["DRAFT", "SUBMITTED", "QUEUED", "RUNNING", "FINALIZING", "COMPLETED"]  # one dispatch
+    assert history == [
+        "DRAFT",
+        "SUBMITTED",
+        "QUEUED",
+        "RUNNING",
+        "FINALIZING",
+        "COMPLETED",
+    ]  # one dispatch
 
 
-def test_a_dispatch_whose_worker_died_after_the_claim_is_finished_by_its_own_message(make_stack: Any) -> None:
+def test_a_dispatch_whose_worker_died_after_the_claim_is_finished_by_its_own_message(
+    make_stack: Any,
+) -> None:
     stack = make_stack()
     stack.start_host(crashing("dispatch:after-claim", stack))
     job_id = draft(stack, "died after the claim")
@@ -191,23 +223,32 @@ def test_a_dispatch_whose_worker_died_after_the_claim_is_finished_by_its_own_mes
 
     restarted(stack)
     assert ended(stack, [job_id], timeout=LEASE + 90) == {job_id: "COMPLETED"}
-    assert resent(stack) == (0, 0)  # passes ran while the lease hid the message: a claimed job gets none
+    assert resent(stack) == (
+        0,
+        0,
+    )  # passes ran while the lease hid the message: a claimed job gets none
     log = (stack.folder / "devhost.log").read_text()
-    assert f"dispatch_job: message {claim['dispatch_message']} (dequeue count 2) succeeded" in log  # its own, again
+    assert (
+        f"dispatch_job: message {claim['dispatch_message']} (dequeue count 2) succeeded" in log
+    )  # its own, again
 
 
 def running_job(stack: Stack, title: str) -> str:
     """A job of the slow model, RUNNING, with its scheduler's id recorded."""
     job_id = draft(stack, title)
     assert call(stack, "POST", f"/job/{job_id}")[0] == 202
-    wait_until("the job to run",
-               lambda: status_of(stack, job_id) == "RUNNING" and detail(stack, job_id)["scheduler_id"],
-               timeout=60)
+    wait_until(
+        "the job to run",
+        lambda: status_of(stack, job_id) == "RUNNING" and detail(stack, job_id)["scheduler_id"],
+        timeout=60,
+    )
     return job_id
 
 
 @pytest.mark.parametrize("seam", ["cancel:after-state", "cancel:after-message"])
-def test_a_cancel_whose_host_died_between_its_writes_still_cancels(make_stack: Any, seam: str) -> None:
+def test_a_cancel_whose_host_died_between_its_writes_still_cancels(
+    make_stack: Any, seam: str
+) -> None:
     stack = make_stack(slow=True)
     stack.start_host(crashing(seam, stack))
     job_id = running_job(stack, f"cancel, {seam}")
@@ -217,13 +258,18 @@ def test_a_cancel_whose_host_died_between_its_writes_still_cancels(make_stack: A
 
     restarted(stack)
     assert ended(stack, [job_id]) == {job_id: "CANCELLED"}
-    assert [h["status"] for h in detail(stack, job_id)["history"]][-2:] == ["CANCELLING", "CANCELLED"]
+    assert [h["status"] for h in detail(stack, job_id)["history"]][-2:] == [
+        "CANCELLING",
+        "CANCELLED",
+    ]
     if seam == "cancel:after-state":
         assert resent(stack)[1] >= 1  # no cancel was ever sent but the reconciler's
     assert not _processes_of(stack, job_id)
 
 
-def test_a_cancel_mid_submit_whose_host_died_before_the_dispatcher_sent_it_still_cancels(make_stack: Any) -> None:
+def test_a_cancel_mid_submit_whose_host_died_before_the_dispatcher_sent_it_still_cancels(
+    make_stack: Any,
+) -> None:
     stack = make_stack(slow=True)
     stack.start_host(crashing("dispatch:before-cancel", stack))
     job_id = draft(stack, "cancelled mid-submit")
@@ -232,11 +278,15 @@ def test_a_cancel_mid_submit_whose_host_died_before_the_dispatcher_sent_it_still
     status, _, cancelling = call(stack, "POST", f"/job/{job_id}/cancel")
     assert (status, cancelling["status"]) == (202, "CANCELLING")
     log = stack.folder / "devhost.log"
-    wait_until("the cancel's message to be done", lambda: "(dequeue count 1) succeeded" in log.read_text())
+    wait_until(
+        "the cancel's message to be done", lambda: "(dequeue count 1) succeeded" in log.read_text()
+    )
     # It found no scheduler id yet, so it left the job to its dispatcher, which goes on now:
     (stack.folder / "dispatcher-waits.go").touch()
     died(stack)
-    record = stored(stack, job_id)  # the dispatcher recorded the scheduler's id, and died before sending the cancel
+    record = stored(
+        stack, job_id
+    )  # the dispatcher recorded the scheduler's id, and died before sending the cancel
     assert (record["status"], bool(record.get("scheduler_id"))) == ("CANCELLING", True)
 
     restarted(stack)
@@ -250,7 +300,9 @@ def test_a_cancel_mid_submit_whose_host_died_before_the_dispatcher_sent_it_still
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("azurite_too", [False, True], ids=["devhost", "devhost-and-azurite"])
-def test_a_host_killed_while_runs_are_requested_leaves_no_job_stuck(make_stack: Any, azurite_too: bool) -> None:
+def test_a_host_killed_while_runs_are_requested_leaves_no_job_stuck(
+    make_stack: Any, azurite_too: bool
+) -> None:
     """The operator's kill: SIGKILL of devhost while 20 runs are being requested, and a restart 4 s later.
 
     With `azurite_too`, Azurite is killed as well, once it has saved what it acknowledged: it writes its data folder
@@ -296,5 +348,7 @@ def test_a_host_killed_while_runs_are_requested_leaves_no_job_stuck(make_stack: 
         others.update({j: status_of(stack, j) for j in unanswered})
         return set(others.values()) <= FINAL | {"DRAFT"}
 
-    wait_until("the unanswered runs to end or stay drafts", settled, timeout=120)  # none SUBMITTED for good
+    wait_until(
+        "the unanswered runs to end or stay drafts", settled, timeout=120
+    )  # none SUBMITTED for good
     assert "COMPLETED" in states.values(), (states, others)

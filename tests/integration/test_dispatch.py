@@ -25,7 +25,9 @@ HOSTILE = "$(touch PWNED1) `touch PWNED2`; touch PWNED3 'q\" ../../x && touch PW
 
 def run(gateway: Gateway, user: str = "runner", **values: Any) -> str:
     """Create a smoothie job, set values, run it; its id."""
-    job_id = gateway.call("POST", "/job", {"case_id": SMOOTHIE, "job_title": "run me"}, user=user).body["job_id"]
+    job_id = gateway.call(
+        "POST", "/job", {"case_id": SMOOTHIE, "job_title": "run me"}, user=user
+    ).body["job_id"]
     if values:
         fields = [{"name": k, "value": v} for k, v in values.items()]
         assert gateway.call("PATCH", f"/job/{job_id}", {"fields": fields}, user=user).status == 200
@@ -35,7 +37,9 @@ def run(gateway: Gateway, user: str = "runner", **values: Any) -> str:
     return job_id
 
 
-def settle(gateway: Gateway, job_id: str, user: str = "runner", timeout: float = 40) -> dict[str, Any]:
+def settle(
+    gateway: Gateway, job_id: str, user: str = "runner", timeout: float = 40
+) -> dict[str, Any]:
     """The job once its dispatch is over: submitted (the scheduler's id recorded) or failed.
 
     The job may have reported RUNNING or more by then: the wrapper calls back as soon as the scheduler starts it.
@@ -52,8 +56,11 @@ def settle(gateway: Gateway, job_id: str, user: str = "runner", timeout: float =
 def dispatched(job: dict[str, Any]) -> bool:
     """Whether the history shows a dispatch: QUEUED by the dispatcher, unless the job reported in before it."""
     states = [h["status"] for h in job["history"]]
-    return states[:2] == ["DRAFT", "SUBMITTED"] and states[2] in ("QUEUED", "RUNNING") and len(set(states)) == len(
-        states)
+    return (
+        states[:2] == ["DRAFT", "SUBMITTED"]
+        and states[2] in ("QUEUED", "RUNNING")
+        and len(set(states)) == len(states)
+    )
 
 
 # --- through OpenSSH's sshd ----------------------------------------------------------------------------------
@@ -61,15 +68,27 @@ def dispatched(job: dict[str, Any]) -> bool:
 
 @pytest.mark.ssh
 @pytest.mark.slurm
-def test_a_smoothie_job_is_queued_on_real_slurm(gateway: Gateway, sshd: Any, slurm: Any, use_targets: Any) -> None:
+def test_a_smoothie_job_is_queued_on_real_slurm(
+    gateway: Gateway, sshd: Any, slurm: Any, use_targets: Any
+) -> None:
     use_targets({"local": sshd.target("local", scheduler="slurm")})
     job_id = run(gateway)
-    assert gateway.call("GET", f"/job/{job_id}/status", user="runner").body["status"] in ("SUBMITTED", "QUEUED")
+    assert gateway.call("GET", f"/job/{job_id}/status", user="runner").body["status"] in (
+        "SUBMITTED",
+        "QUEUED",
+    )
     job = settle(gateway, job_id)
     assert dispatched(job), job
     assert slurm.jobs_named(job_id) == [job["scheduler_id"]]
     job_dir = f"{sshd.home}/simgate-jobs/{job_id}"
-    for name in ("run.sh", "model.py", "params.json", "simgate_wrapper.py", "simgate_batch.sh", "simgate_job.json"):
+    for name in (
+        "run.sh",
+        "model.py",
+        "params.json",
+        "simgate_wrapper.py",
+        "simgate_batch.sh",
+        "simgate_job.json",
+    ):
         assert sshd.exists(f"{job_dir}/{name}"), name
     assert "#SBATCH" in sshd.read(f"{job_dir}/simgate_batch.sh")
     assert sshd.mode(f"{job_dir}/simgate_job.json") == 0o600
@@ -96,22 +115,41 @@ def test_the_same_message_twice_submits_once(
 
 
 @pytest.mark.ssh
-def test_hostile_values_are_refused_or_inert_on_the_target(gateway: Gateway, sshd: Any, use_targets: Any) -> None:
+def test_hostile_values_are_refused_or_inert_on_the_target(
+    gateway: Gateway, sshd: Any, use_targets: Any
+) -> None:
     use_targets({"local": sshd.target("local", scheduler="direct")})
-    job_id = gateway.call("POST", "/job", {"case_id": SMOOTHIE, "job_title": HOSTILE}, user="runner").body["job_id"]
-    refused = [{"name": "mesh", "value": "coarse; touch PWNED5"}, {"name": "label", "value": "a\ntouch PWNED6"},
-               {"name": "fruit_density", "value": "$(touch PWNED7)"}, {"name": "pulse", "value": "`touch PWNED8`"}]
+    job_id = gateway.call(
+        "POST", "/job", {"case_id": SMOOTHIE, "job_title": HOSTILE}, user="runner"
+    ).body["job_id"]
+    refused = [
+        {"name": "mesh", "value": "coarse; touch PWNED5"},
+        {"name": "label", "value": "a\ntouch PWNED6"},
+        {"name": "fruit_density", "value": "$(touch PWNED7)"},
+        {"name": "pulse", "value": "`touch PWNED8`"},
+    ]
     for field in refused:
-        assert gateway.call("PATCH", f"/job/{job_id}", {"fields": [field]}, user="runner").status == 422
-    assert gateway.call("PATCH", f"/job/{job_id}", {"fields": [{"name": "label", "value": HOSTILE},
-                                                               {"name": "mesh", "value": "coarse"}]},
-                        user="runner").status == 200
+        assert (
+            gateway.call("PATCH", f"/job/{job_id}", {"fields": [field]}, user="runner").status
+            == 422
+        )
+    assert (
+        gateway.call(
+            "PATCH",
+            f"/job/{job_id}",
+            {"fields": [{"name": "label", "value": HOSTILE}, {"name": "mesh", "value": "coarse"}]},
+            user="runner",
+        ).status
+        == 200
+    )
     assert gateway.call("POST", f"/job/{job_id}", user="runner").status == 202
     job = settle(gateway, job_id)
     assert dispatched(job), job
     job_dir = f"{sshd.home}/simgate-jobs/{job_id}"
     wait_for(lambda: sshd.read_if(f"{job_dir}/.simgate-exit-code"), "the job to end")
-    log = sshd.read(f"{job_dir}/simgate-stdout.log")  # the entry script's stdout, as the wrapper keeps it
+    log = sshd.read(
+        f"{job_dir}/simgate-stdout.log"
+    )  # the entry script's stdout, as the wrapper keeps it
     assert f"run label: {HOSTILE}" in log  # the value arrived whole, as text
     for root in (job_dir, sshd.home, f"{sshd.home}/simgate-jobs"):
         assert not any(Path(p).name.startswith("PWNED") for p in sshd.listdir(root)), root
@@ -122,7 +160,9 @@ def test_an_unreachable_target_is_retried_then_failed_with_a_reason(
     gateway: Gateway, sshd: Any, use_targets: Any
 ) -> None:
     target = sshd.target("local")
-    use_targets({"local": {**target, "port": free_port()}})  # nothing listens there: connection refused
+    use_targets(
+        {"local": {**target, "port": free_port()}}
+    )  # nothing listens there: connection refused
     job_id = run(gateway)
     job = settle(gateway, job_id, timeout=60)
     assert job["status"] == "FAILED"
@@ -138,7 +178,9 @@ def test_a_wrong_host_key_is_refused_at_once_and_runs_nothing(
 
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()[:2]
     target = sshd.target("local")
-    use_targets({"local": {**target, "known_hosts": f"[{sshd.host}]:{sshd.port} {' '.join(other)}"}})
+    use_targets(
+        {"local": {**target, "known_hosts": f"[{sshd.host}]:{sshd.port} {' '.join(other)}"}}
+    )
     job_id = run(gateway)
     job = settle(gateway, job_id)
     assert job["status"] == "FAILED"
@@ -214,12 +256,23 @@ def test_deleting_a_finished_job_removes_its_folder_on_the_target(
     use_targets({"local": sshd.target("local", scheduler="direct")})
     job_id = run(gateway, mesh="coarse", blend_duration=2.0)
     job_dir = f"{sshd.home}/simgate-jobs/{job_id}"
-    wait_for(lambda: gateway.call("GET", f"/job/{job_id}/status", user="runner").body["status"] == "COMPLETED",
-             "the job to complete", timeout=120)
+    wait_for(
+        lambda: (
+            gateway.call("GET", f"/job/{job_id}/status", user="runner").body["status"]
+            == "COMPLETED"
+        ),
+        "the job to complete",
+        timeout=120,
+    )
     other = run(gateway, mesh="coarse", blend_duration=2.0)  # a neighbour that must stay
     assert sshd.exists(job_dir)
     assert gateway.call("DELETE", f"/job/{job_id}", user="runner").status == 204
     wait_for(lambda: not sshd.exists(job_dir), "the job's folder to be removed")
-    wait_for(lambda: gateway.call("GET", f"/job/{other}/status", user="runner").body["status"] == "COMPLETED",
-             "the neighbour to complete", timeout=120)
+    wait_for(
+        lambda: (
+            gateway.call("GET", f"/job/{other}/status", user="runner").body["status"] == "COMPLETED"
+        ),
+        "the neighbour to complete",
+        timeout=120,
+    )
     assert sshd.exists(f"{sshd.home}/simgate-jobs/{other}/mixing_index.csv")

@@ -52,14 +52,22 @@ class Stack:
     def start_azurite(self) -> None:
         data = self.folder / "data"
         data.mkdir(exist_ok=True)
-        self.azurite = start_azurite(azurite_bin(ROOT), self.ports, self.cert, self.key, ["--location", str(data)],
-                                     self.folder / "azurite.log")
+        self.azurite = start_azurite(
+            azurite_bin(ROOT),
+            self.ports,
+            self.cert,
+            self.key,
+            ["--location", str(data)],
+            self.folder / "azurite.log",
+        )
 
     def stop_azurite(self) -> None:
         assert self.azurite is not None
         self.azurite.stop()
 
-    def start_host(self, launcher: tuple[str, ...] = ("devhost",), settings: dict[str, str] | None = None) -> None:
+    def start_host(
+        self, launcher: tuple[str, ...] = ("devhost",), settings: dict[str, str] | None = None
+    ) -> None:
         """Serve the app with `python -m <launcher> serve ...` (a crashing launcher takes its own options first)."""
         base = "https://127.0.0.1:{}/" + ACCOUNT
         env = {
@@ -68,17 +76,37 @@ class Stack:
                 f"DefaultEndpointsProtocol=https;AccountName={ACCOUNT};AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50u"
                 "SRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
                 f"BlobEndpoint={base.format(self.ports.blob)};QueueEndpoint={base.format(self.ports.queue)};"
-                f"TableEndpoint={base.format(self.ports.table)};"),
-            "SIMGATE_STORAGE_CA": str(self.cert), "SIMGATE_STORAGE_CREDENTIAL": "azurite",
-            "AUTH_ISSUER": DEV_ISSUER, "AUTH_AUDIENCE": DEV_AUDIENCE, "AUTH_JWKS": str(self.folder / "jwks.json"),
-            "SIMGATE_TARGETS": json.dumps({"local": self.target}), "SIMGATE_CALLBACK_URL": self.url,
-            "SIMGATE_RECONCILE_SCHEDULE": "0 0 0 1 1 *", "SIMGATE_JOBS_TABLE": JOBS_TABLE,  # not the session's
+                f"TableEndpoint={base.format(self.ports.table)};"
+            ),
+            "SIMGATE_STORAGE_CA": str(self.cert),
+            "SIMGATE_STORAGE_CREDENTIAL": "azurite",
+            "AUTH_ISSUER": DEV_ISSUER,
+            "AUTH_AUDIENCE": DEV_AUDIENCE,
+            "AUTH_JWKS": str(self.folder / "jwks.json"),
+            "SIMGATE_TARGETS": json.dumps({"local": self.target}),
+            "SIMGATE_CALLBACK_URL": self.url,
+            "SIMGATE_RECONCILE_SCHEDULE": "0 0 0 1 1 *",
+            "SIMGATE_JOBS_TABLE": JOBS_TABLE,  # not the session's
             **(settings or {}),
         }
         log = (self.folder / "devhost.log").open("ab")
         self.host = subprocess.Popen(
-            [sys.executable, "-m", *launcher, "serve", "--port", str(self.port), "--no-azurite", "--no-simulator"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                *launcher,
+                "serve",
+                "--port",
+                str(self.port),
+                "--no-azurite",
+                "--no-simulator",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while call(self, "GET", "/case")[0] != 200:
             assert self.host.poll() is None, (self.folder / "devhost.log").read_text()[-3000:]
@@ -137,7 +165,9 @@ def stack(tmp_path: Path, embedded_simulator: Any) -> Iterator[Stack]:
 def test_a_storage_outage_mid_run_is_503_and_every_job_still_ends(stack: Stack) -> None:
     jobs = []
     for i in range(3):
-        status, _, job = call(stack, "POST", "/job", {"case_id": 2, "job_title": f"through the outage {i}"})
+        status, _, job = call(
+            stack, "POST", "/job", {"case_id": 2, "job_title": f"through the outage {i}"}
+        )
         assert status == 201
         fields = [{"name": "mesh", "value": "coarse"}, {"name": "blend_duration", "value": 60.0}]
         assert call(stack, "PATCH", f"/job/{job['job_id']}", {"fields": fields})[0] == 200
@@ -145,12 +175,17 @@ def test_a_storage_outage_mid_run_is_503_and_every_job_still_ends(stack: Stack) 
         jobs.append(job["job_id"])
 
     deadline = time.monotonic() + 60
-    while call(stack, "GET", f"/job/{jobs[0]}/status")[2]["status"] != "RUNNING":  # its wrapper reports next
+    while (
+        call(stack, "GET", f"/job/{jobs[0]}/status")[2]["status"] != "RUNNING"
+    ):  # its wrapper reports next
         assert time.monotonic() < deadline, "the first job did not start"
         time.sleep(0.2)
     stack.stop_azurite()  # jobs running, others queued or being dispatched
-    during = [call(stack, "GET", f"/job/{jobs[0]}/status"), call(stack, "GET", "/job"),
-              call(stack, "POST", "/job", {"case_id": 2, "job_title": "during"})]
+    during = [
+        call(stack, "GET", f"/job/{jobs[0]}/status"),
+        call(stack, "GET", "/job"),
+        call(stack, "POST", "/job", {"case_id": 2, "job_title": "during"}),
+    ]
     assert [status for status, _, _ in during] == [503, 503, 503], during
     assert all(headers.get("Retry-After") for _, headers, _ in during)
     assert all(body["title"] == "Service unavailable" for _, _, body in during)

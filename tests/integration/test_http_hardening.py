@@ -30,11 +30,26 @@ def assert_ascii_headers(reply: Reply) -> None:
 
 @pytest.mark.parametrize(
     "claims",
-    [{"kid": "k\u00e9\u4e2d"}, {"kid": "\u00e9"}, {"kid": 'a", error="x'}, {"kid": "x" * 3000},
-     {"issuer": "https://\u4e2d.example/"}, {"audience": "api://k\u00e9\u4e2d"}],
-    ids=["non-latin-1 kid", "latin-1 kid", "quote kid", "long kid", "non-latin-1 iss", "non-latin-1 aud"],
+    [
+        {"kid": "k\u00e9\u4e2d"},
+        {"kid": "\u00e9"},
+        {"kid": 'a", error="x'},
+        {"kid": "x" * 3000},
+        {"issuer": "https://\u4e2d.example/"},
+        {"audience": "api://k\u00e9\u4e2d"},
+    ],
+    ids=[
+        "non-latin-1 kid",
+        "latin-1 kid",
+        "quote kid",
+        "long kid",
+        "non-latin-1 iss",
+        "non-latin-1 aud",
+    ],
 )
-def test_a_refused_token_gets_a_401_that_quotes_none_of_it(gateway: Gateway, claims: dict[str, Any]) -> None:
+def test_a_refused_token_gets_a_401_that_quotes_none_of_it(
+    gateway: Gateway, claims: dict[str, Any]
+) -> None:
     token = mint(gateway.signing_key, "martin", **claims)
     reply = gateway.call("GET", "/job", headers={"Authorization": f"Bearer {token}"})
     assert reply.status == 401
@@ -51,12 +66,16 @@ def test_links_do_not_name_the_requests_host(gateway: Gateway) -> None:
         gateway.call("POST", "/job", {"case_id": SMOOTHIE, "job_title": "linked"}, user="linker")
     for path, user in (("/case?page=1&per_page=1", None), ("/job?per_page=1", "linker")):
         reply = gateway.call("GET", path, user=user, headers={"Host": "evil.example:666"})
-        if reply.status == 421:  # devhost refuses a Host that is not its own (DNS rebinding): fine too
+        if (
+            reply.status == 421
+        ):  # devhost refuses a Host that is not its own (DNS rebinding): fine too
             continue
         assert reply.status == 200, reply.body
         assert "link" in reply.headers
         assert "evil" not in reply.headers["link"]
-        assert reply.headers["link"].startswith(f"<{path.split('?')[0]}?")  # relative: no public URL is set
+        assert reply.headers["link"].startswith(
+            f"<{path.split('?')[0]}?"
+        )  # relative: no public URL is set
 
 
 def assert_private(reply: Reply, status: int) -> None:
@@ -67,7 +86,9 @@ def assert_private(reply: Reply, status: int) -> None:
 
 
 def test_every_answer_about_a_job_is_private(gateway: Gateway) -> None:
-    made = gateway.call("POST", "/job", {"case_id": SMOOTHIE, "job_title": "private"}, user="keeper")
+    made = gateway.call(
+        "POST", "/job", {"case_id": SMOOTHIE, "job_title": "private"}, user="keeper"
+    )
     assert_private(made, 201)
     job_id = made.body["job_id"]
     for method, path, body, status in [
@@ -102,12 +123,17 @@ def test_public_documents_may_be_cached_but_are_not_sniffed(gateway: Gateway) ->
 
 
 @pytest.mark.parametrize(
-    "claims", [{"sub": ""}, {"idtyp": "app"}, {"scp": None}, {"scp": "other_scope"}],
+    "claims",
+    [{"sub": ""}, {"idtyp": "app"}, {"scp": None}, {"scp": "other_scope"}],
     ids=["empty sub", "app-only", "no scp", "another scope"],
 )
-def test_a_token_that_does_not_act_for_a_user_is_refused(gateway: Gateway, claims: dict[str, Any]) -> None:
+def test_a_token_that_does_not_act_for_a_user_is_refused(
+    gateway: Gateway, claims: dict[str, Any]
+) -> None:
     token = mint(gateway.signing_key, "daemon", **claims)
     for path in ("/job", "/job/0000000000000000-0000000000000-000000/output"):
         reply = gateway.call("GET", path, headers={"Authorization": f"Bearer {token}"})
         assert reply.status == 401, reply.body
-    assert gateway.call("GET", "/job", user="daemon").status == 200  # the same user with a user's token
+    assert (
+        gateway.call("GET", "/job", user="daemon").status == 200
+    )  # the same user with a user's token

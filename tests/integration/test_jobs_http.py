@@ -17,8 +17,12 @@ pytestmark = pytest.mark.azurite
 SMOOTHIE = 2
 
 
-def create(gateway: Gateway, caller: str, title: str = "Test 1", case_id: int = SMOOTHIE, **extra: Any) -> Reply:
-    reply = gateway.call("POST", "/job", {"case_id": case_id, "job_title": title, **extra}, user=caller)
+def create(
+    gateway: Gateway, caller: str, title: str = "Test 1", case_id: int = SMOOTHIE, **extra: Any
+) -> Reply:
+    reply = gateway.call(
+        "POST", "/job", {"case_id": case_id, "job_title": title, **extra}, user=caller
+    )
     assert reply.status == 201, reply.body
     return reply
 
@@ -54,7 +58,12 @@ def test_make_a_job_called_test_1(gateway: Gateway) -> None:
     job = reply.body
     assert reply.headers["location"] == f"/job/{job['job_id']}"
     assert job["status"] == "DRAFT"
-    assert (job["job_title"], job["description"], job["case_id"], job["user"]) == ("Test 1", "seed chart", 2, "martin")
+    assert (job["job_title"], job["description"], job["case_id"], job["user"]) == (
+        "Test 1",
+        "seed chart",
+        2,
+        "martin",
+    )
     assert [h["status"] for h in job["history"]] == ["DRAFT"]
     assert job["history"][0]["by"] == "martin"
     shown = gateway.call("GET", f"/job/{job['job_id']}", user="martin")
@@ -73,7 +82,9 @@ def test_status_is_cheap_and_small(gateway: Gateway) -> None:
 
 def test_a_job_for_someone_else_is_forbidden(gateway: Gateway) -> None:
     assert create(gateway, "martin", user="martin").status == 201
-    reply = gateway.call("POST", "/job", {"case_id": 2, "job_title": "x", "user": "nick"}, user="martin")
+    reply = gateway.call(
+        "POST", "/job", {"case_id": 2, "job_title": "x", "user": "nick"}, user="martin"
+    )
     assert reply.status == 403
 
 
@@ -89,12 +100,25 @@ def test_an_unknown_case_is_refused_naming_case_id(gateway: Gateway) -> None:
 def test_set_these_values(gateway: Gateway) -> None:
     job_id = create(gateway, "martin").body["job_id"]
     field = numeric(gateway)[0]
-    reply = gateway.call("PATCH", f"/job/{job_id}", {"fields": [{"name": field["name"], "value": field["max"],
-                                                                 "units": field["units"]}]}, user="martin")
+    reply = gateway.call(
+        "PATCH",
+        f"/job/{job_id}",
+        {"fields": [{"name": field["name"], "value": field["max"], "units": field["units"]}]},
+        user="martin",
+    )
     assert reply.status == 200, reply.body
     value = next(v for v in reply.body["values"] if v["name"] == field["name"])
-    assert (value["value"], value["units"], value["is_default"]) == (field["max"], field["units"], False)
-    reset = gateway.call("PATCH", f"/job/{job_id}", {"fields": [{"name": field["name"], "value": None}]}, user="martin")
+    assert (value["value"], value["units"], value["is_default"]) == (
+        field["max"],
+        field["units"],
+        False,
+    )
+    reset = gateway.call(
+        "PATCH",
+        f"/job/{job_id}",
+        {"fields": [{"name": field["name"], "value": None}]},
+        user="martin",
+    )
     assert next(v for v in reset.body["values"] if v["name"] == field["name"])["is_default"]
 
 
@@ -107,7 +131,9 @@ def test_bad_values_answer_one_422_listing_each_and_change_nothing(gateway: Gate
         {"name": "no_such_field", "value": 1},
         {"name": b["name"], "value": "fast"},
     ]
-    reply = gateway.call("PATCH", f"/job/{job_id}", {"job_title": "renamed", "fields": [good, *bad]}, user="martin")
+    reply = gateway.call(
+        "PATCH", f"/job/{job_id}", {"job_title": "renamed", "fields": [good, *bad]}, user="martin"
+    )
     assert reply.status == 422
     assert reply.headers["content-type"] == "application/problem+json"
     assert [e["name"] for e in reply.body["errors"]] == [a["name"], "no_such_field", b["name"]]
@@ -120,8 +146,12 @@ def test_values_change_only_while_draft(gateway: Gateway, azurite: AzuriteFixtur
     job_id = create(gateway, "martin").body["job_id"]
     set_status(azurite, gateway, job_id, "RUNNING")
     field = numeric(gateway)[0]
-    reply = gateway.call("PATCH", f"/job/{job_id}", {"fields": [{"name": field["name"], "value": field["min"]}]},
-                         user="martin")
+    reply = gateway.call(
+        "PATCH",
+        f"/job/{job_id}",
+        {"fields": [{"name": field["name"], "value": field["min"]}]},
+        user="martin",
+    )
     assert reply.status == 409
     assert gateway.call("DELETE", f"/job/{job_id}", user="martin").status == 409
     set_status(azurite, gateway, job_id, "FAILED")  # no test leaves a job active
@@ -142,9 +172,13 @@ def test_concurrent_edits_are_never_lost(gateway: Gateway) -> None:
     for t in threads:
         t.join()
     assert set(replies.values()) <= {200, 409}
-    final = {v["name"]: v for v in gateway.call("GET", f"/job/{job_id}", user="martin").body["values"]}
+    final = {
+        v["name"]: v for v in gateway.call("GET", f"/job/{job_id}", user="martin").body["values"]
+    }
     for name, status in replies.items():
-        assert (status == 200) == (not final[name]["is_default"]), name  # every 200 landed; every 409 left nothing
+        assert (status == 200) == (not final[name]["is_default"]), (
+            name
+        )  # every 200 landed; every 409 left nothing
 
 
 # --- run (without a simulator: the dispatch itself is in test_dispatch.py) ---------------------------------------
@@ -185,7 +219,12 @@ def test_list_filters_by_status_and_case(gateway: Gateway, azurite: AzuriteFixtu
     by_status = gateway.call("GET", "/job?status=COMPLETED", user="filter").body
     assert [j["job_id"] for j in by_case] == [cavity]
     assert [j["job_id"] for j in by_status] == [smoothie]
-    for name in ("SLEEPING", "completed", "done", " COMPLETED"):  # a state's name exactly, as the document's enum
+    for name in (
+        "SLEEPING",
+        "completed",
+        "done",
+        " COMPLETED",
+    ):  # a state's name exactly, as the document's enum
         bad = gateway.call("GET", f"/job?status={name.replace(' ', '%20')}", user="filter")
         assert (bad.status, bad.body["errors"][0]["name"]) == (400, "status"), name
 
@@ -194,7 +233,10 @@ def test_a_cursor_that_is_not_ours_is_refused(gateway: Gateway) -> None:
     for cursor in ["%00", "a%20b", "eyJ4IjoxfQ=="]:  # not even base64url without padding: malformed
         reply = gateway.call("GET", f"/job?cursor={cursor}", user="martin")
         assert (reply.status, reply.body["errors"][0]["name"]) == (400, "cursor")
-    for cursor in ["garbage", "eyJ4IjoxfQ"]:  # shaped like a cursor (the document allows it), but no page of ours
+    for cursor in [
+        "garbage",
+        "eyJ4IjoxfQ",
+    ]:  # shaped like a cursor (the document allows it), but no page of ours
         reply = gateway.call("GET", f"/job?cursor={cursor}", user="martin")
         assert (reply.status, reply.body["title"]) == (404, "Not found"), cursor
 
@@ -208,7 +250,9 @@ def test_admins_may_list_everyone_and_others_may_not(gateway: Gateway) -> None:
     assert gateway.call("GET", f"/job/{mine}", user="boss", admin=True).status == 200
 
 
-def test_admins_see_everyones_jobs_but_change_only_their_own(gateway: Gateway, azurite: AzuriteFixture) -> None:
+def test_admins_see_everyones_jobs_but_change_only_their_own(
+    gateway: Gateway, azurite: AzuriteFixture
+) -> None:
     draft = create(gateway, "alice").body["job_id"]
     ended = create(gateway, "alice").body["job_id"]
     set_status(azurite, gateway, ended, "RUNNING")
@@ -250,15 +294,27 @@ FIELD_EDIT = {"fields": [{"name": "x", "value": 1}]}
 
 @pytest.mark.parametrize(
     ("method", "suffix", "body"),
-    [("GET", "", None), ("GET", "/status", None), ("PATCH", "", FIELD_EDIT), ("PATCH", "", {"job_title": "mine"}),
-     ("DELETE", "", None), ("POST", "", None), ("GET", "/output", None), ("GET", "/output/mixing_index.csv", None)],
+    [
+        ("GET", "", None),
+        ("GET", "/status", None),
+        ("PATCH", "", FIELD_EDIT),
+        ("PATCH", "", {"job_title": "mine"}),
+        ("DELETE", "", None),
+        ("POST", "", None),
+        ("GET", "/output", None),
+        ("GET", "/output/mixing_index.csv", None),
+    ],
 )
-def test_another_users_job_is_a_404_on_every_route(gateway: Gateway, method: str, suffix: str, body: Any) -> None:
+def test_another_users_job_is_a_404_on_every_route(
+    gateway: Gateway, method: str, suffix: str, body: Any
+) -> None:
     job_id = create(gateway, "alice").body["job_id"]
     reply = gateway.call(method, f"/job/{job_id}{suffix}", body, user="bob")
     assert reply.status == 404
     missing = gateway.call(method, f"/job/{job_id[:-6]}ffffff{suffix}", body, user="bob")
-    assert reply.body["title"] == missing.body["title"]  # the same answer as for a job that does not exist
+    assert (
+        reply.body["title"] == missing.body["title"]
+    )  # the same answer as for a job that does not exist
     still = gateway.call("GET", f"/job/{job_id}", user="alice")
     assert (still.status, still.body["job_title"]) == (200, "Test 1")
     assert job_id not in {j["job_id"] for j in gateway.call("GET", "/job", user="bob").body}
@@ -281,7 +337,11 @@ def test_job_routes_need_a_valid_token(gateway: Gateway, tmp_path: Any) -> None:
     }
     for why, token in bad_tokens.items():
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        for method, path in [("GET", "/job"), ("POST", "/job"), ("GET", "/job/0123456789abcdef-0000000000000-abcdef")]:
+        for method, path in [
+            ("GET", "/job"),
+            ("POST", "/job"),
+            ("GET", "/job/0123456789abcdef-0000000000000-abcdef"),
+        ]:
             reply = gateway.call(method, path, headers=headers)
             assert reply.status == 401, (why, method, path)
             assert reply.headers["www-authenticate"].startswith("Bearer"), why
@@ -294,21 +354,61 @@ def test_job_routes_need_a_valid_token(gateway: Gateway, tmp_path: Any) -> None:
 JUNK: list[tuple[str, dict[str, str], bytes, int]] = [
     ("no body", {"Content-Type": "application/json"}, b"", 400),
     ("not json", {"Content-Type": "application/json"}, b"{case_id: 2", 400),
-    ("NaN literal", {"Content-Type": "application/json"}, b'{"case_id": NaN, "job_title": "x"}', 400),
-    ("wrong content type", {"Content-Type": "text/plain"}, b'{"case_id": 2, "job_title": "x"}', 415),
+    (
+        "NaN literal",
+        {"Content-Type": "application/json"},
+        b'{"case_id": NaN, "job_title": "x"}',
+        400,
+    ),
+    (
+        "wrong content type",
+        {"Content-Type": "text/plain"},
+        b'{"case_id": 2, "job_title": "x"}',
+        415,
+    ),
     ("no content type", {}, b'{"case_id": 2, "job_title": "x"}', 415),
     ("an array", {"Content-Type": "application/json"}, b"[1, 2, 3]", 422),
     ("a string", {"Content-Type": "application/json"}, b'"job"', 422),
     ("wrong types", {"Content-Type": "application/json"}, b'{"case_id": "2", "job_title": 5}', 422),
     ("missing title", {"Content-Type": "application/json"}, b'{"case_id": 2}', 422),
-    ("unknown member", {"Content-Type": "application/json"}, b'{"case_id": 2, "job_title": "x", "owner": "e"}', 422),
-    ("huge title", {"Content-Type": "application/json"}, b'{"case_id": 2, "job_title": "' + b"x" * 5000 + b'"}', 422),
-    ("control chars", {"Content-Type": "application/json"}, b'{"case_id": 2, "job_title": "a\\u0000b"}', 422),
-    ("nested junk", {"Content-Type": "application/json"}, b'{"case_id": {"$gt": 1}, "job_title": [[[[]]]]}', 422),
+    (
+        "unknown member",
+        {"Content-Type": "application/json"},
+        b'{"case_id": 2, "job_title": "x", "owner": "e"}',
+        422,
+    ),
+    (
+        "huge title",
+        {"Content-Type": "application/json"},
+        b'{"case_id": 2, "job_title": "' + b"x" * 5000 + b'"}',
+        422,
+    ),
+    (
+        "control chars",
+        {"Content-Type": "application/json"},
+        b'{"case_id": 2, "job_title": "a\\u0000b"}',
+        422,
+    ),
+    (
+        "nested junk",
+        {"Content-Type": "application/json"},
+        b'{"case_id": {"$gt": 1}, "job_title": [[[[]]]]}',
+        422,
+    ),
     ("deep nesting", {"Content-Type": "application/json"}, b"[" * 30000 + b"]" * 30000, 400),
     ("bad utf-8", {"Content-Type": "application/json"}, b'{"job_title": "\xff\xfe"}', 400),
-    ("too large", {"Content-Type": "application/json"}, b'{"job_title": "' + b"x" * 70000 + b'"}', 413),
-    ("bool case", {"Content-Type": "application/json"}, b'{"case_id": true, "job_title": "x"}', 422),
+    (
+        "too large",
+        {"Content-Type": "application/json"},
+        b'{"job_title": "' + b"x" * 70000 + b'"}',
+        413,
+    ),
+    (
+        "bool case",
+        {"Content-Type": "application/json"},
+        b'{"case_id": true, "job_title": "x"}',
+        422,
+    ),
 ]
 
 
@@ -329,7 +429,9 @@ def test_unicode_titles_are_kept(gateway: Gateway) -> None:
     assert gateway.call("GET", f"/job/{job['job_id']}", user="martin").body["job_title"] == title
 
 
-@pytest.mark.parametrize("job_id", ["1", "..%2F..%2Fetc", "0123456789ABCDEF-0000000000000-abcdef", "x" * 500, "%00"])
+@pytest.mark.parametrize(
+    "job_id", ["1", "..%2F..%2Fetc", "0123456789ABCDEF-0000000000000-abcdef", "x" * 500, "%00"]
+)
 def test_a_job_id_of_the_wrong_shape_is_a_400(gateway: Gateway, job_id: str) -> None:
     for method, suffix in [("GET", ""), ("GET", "/status"), ("DELETE", "")]:
         reply = gateway.call(method, f"/job/{job_id}{suffix}", user="martin")
@@ -338,8 +440,13 @@ def test_a_job_id_of_the_wrong_shape_is_a_400(gateway: Gateway, job_id: str) -> 
 
 def test_bad_patch_bodies_get_a_problem(gateway: Gateway) -> None:
     job_id = create(gateway, "martin").body["job_id"]
-    for body, status in [({"fields": "all"}, 422), ({"fields": [{"value": 1}]}, 422), ({"job_title": ""}, 422),
-                         ({"fields": [{"name": "x", "value": 1, "extra": 2}]}, 422), ({"status": "RUNNING"}, 422)]:
+    for body, status in [
+        ({"fields": "all"}, 422),
+        ({"fields": [{"value": 1}]}, 422),
+        ({"job_title": ""}, 422),
+        ({"fields": [{"name": "x", "value": 1, "extra": 2}]}, 422),
+        ({"status": "RUNNING"}, 422),
+    ]:
         reply = gateway.call("PATCH", f"/job/{job_id}", body, user="martin")
         assert reply.status == status, body
     assert gateway.call("GET", f"/job/{job_id}/status", user="martin").body["status"] == "DRAFT"
@@ -348,6 +455,8 @@ def test_bad_patch_bodies_get_a_problem(gateway: Gateway) -> None:
 def test_the_clock_moves_updated_at(gateway: Gateway) -> None:
     job = create(gateway, "martin").body
     time.sleep(0.01)
-    edited = gateway.call("PATCH", f"/job/{job['job_id']}", {"description": "later"}, user="martin").body
+    edited = gateway.call(
+        "PATCH", f"/job/{job['job_id']}", {"description": "later"}, user="martin"
+    ).body
     assert edited["updated_at"] > job["updated_at"]
     assert edited["created_at"] == job["created_at"]

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.azurite
 def table(azurite: AzuriteFixture, monkeypatch_module: pytest.MonkeyPatch) -> JobsTable:
     for key, value in azurite.app_settings().items():
         monkeypatch_module.setenv(key, value)
-    monkeypatch_module.setenv("SIMGATE_JOBS_TABLE", "repo" + azurite.unique_name("").replace("-", ""))
+    monkeypatch_module.setenv(
+        "SIMGATE_JOBS_TABLE", "repo" + azurite.unique_name("").replace("-", "")
+    )
     reset_services()
     try:
         return JobsTable(make_client(get_settings()))
@@ -37,9 +39,19 @@ def monkeypatch_module() -> pytest.MonkeyPatch:
 
 def a_job(user: str = "ada", title: str = "t") -> Job:
     now = now_iso()
-    return Job(job_id=new_job_id(user), owner=user, owner_name=user, case_id=2, title=title, description="",
-               status=JobState.DRAFT, created_at=now, updated_at=now, values={"x": 1.5},
-               history=(Change(JobState.DRAFT, now, user),))
+    return Job(
+        job_id=new_job_id(user),
+        owner=user,
+        owner_name=user,
+        case_id=2,
+        title=title,
+        description="",
+        status=JobState.DRAFT,
+        created_at=now,
+        updated_at=now,
+        values={"x": 1.5},
+        history=(Change(JobState.DRAFT, now, user),),
+    )
 
 
 def test_a_job_round_trips(table: JobsTable) -> None:
@@ -85,6 +97,11 @@ def test_cursors_round_trip_and_junk_is_refused() -> None:
     assert decode_cursor(encode_cursor(token)) == token
     with pytest.raises(InvalidInput):  # not even shaped like a cursor
         decode_cursor("!!!")
-    for junk in ["e30", encode_cursor({"Other": "x"}), encode_cursor({"RowKey": 5}), encode_cursor([1])]:
+    for junk in [
+        "e30",
+        encode_cursor({"Other": "x"}),
+        encode_cursor({"RowKey": 5}),
+        encode_cursor([1]),
+    ]:
         with pytest.raises(NotFound):  # shaped like one, but no page of ours
             decode_cursor(junk)

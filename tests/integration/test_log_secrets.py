@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.azurite, pytest.mark.ssh]
 PATTERNS = {
     "a SAS signature": re.compile(r"sig=(?!REDACTED)[A-Za-z0-9%+/=]{16,}"),
     "a JWT": re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."),
-    "private-key material": re.compile(r"PRIVATE KEY|b3BlbnNzaC1rZXktdjE"),  # PEM armour; OpenSSH key magic
+    "private-key material": re.compile(
+        r"PRIVATE KEY|b3BlbnNzaC1rZXktdjE"
+    ),  # PEM armour; OpenSSH key magic
 }
 
 
@@ -52,7 +54,11 @@ def every_log_line() -> Iterator[list[str]]:
 
 
 def test_a_whole_job_leaves_no_secret_in_any_log(
-    gateway: Gateway, azurite: Any, embedded_simulator: Any, use_targets: Any, every_log_line: list[str]
+    gateway: Gateway,
+    azurite: Any,
+    embedded_simulator: Any,
+    use_targets: Any,
+    every_log_line: list[str],
 ) -> None:
     use_targets({"local": embedded_simulator.target("local")})
     job_id = run(gateway, mesh="coarse", blend_duration=2.0)
@@ -69,5 +75,9 @@ def test_a_whole_job_leaves_no_secret_in_any_log(
     text = "\n".join(every_log_line)
     leaks = [name for name, value in secrets.items() if value in text]
     leaks += [name for name, pattern in PATTERNS.items() if pattern.search(text)]
-    assert leaks == [], [line for line in every_log_line if any(
-        v in line for v in secrets.values()) or any(p.search(line) for p in PATTERNS.values())][:5]
+    assert leaks == [], [
+        line
+        for line in every_log_line
+        if any(v in line for v in secrets.values())
+        or any(p.search(line) for p in PATTERNS.values())
+    ][:5]

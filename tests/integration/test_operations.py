@@ -30,7 +30,7 @@ pytestmark = pytest.mark.azurite
 
 SLOW_MODEL = [
     "mkdir -p fakebin",
-    "printf '#!/bin/sh\\nif [ \"$1\" = model.py ]; then exec sleep 300; fi\\nexec /usr/bin/python3 \"$@\"\\n' "
+    'printf \'#!/bin/sh\\nif [ "$1" = model.py ]; then exec sleep 300; fi\\nexec /usr/bin/python3 "$@"\\n\' '
     "> fakebin/python3",
     "chmod 755 fakebin/python3",
     'PATH="$PWD/fakebin:$PATH"',
@@ -56,7 +56,10 @@ def processes_in(folder: str) -> list[int]:
         if entry.name.isdigit():
             try:
                 # Not Slurm's own step daemon: a crashed node takes the job's processes, and slurmd notices.
-                if os.readlink(entry / "cwd") == folder and (entry / "comm").read_text().strip() != "slurmstepd":
+                if (
+                    os.readlink(entry / "cwd") == folder
+                    and (entry / "comm").read_text().strip() != "slurmstepd"
+                ):
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -72,8 +75,12 @@ def sweep_later(minutes: float = 30) -> Sweep:
 
 
 def test_a_job_cancelled_before_dispatch_is_cancelled_at_once(gateway: Gateway) -> None:
-    job_id = gateway.call("POST", "/job", {"case_id": 2, "job_title": "never sent"}, user="runner").body["job_id"]
-    change_job(job_id, lambda j: replace(j, status=JobState.SUBMITTED))  # queued, not yet taken by a dispatcher
+    job_id = gateway.call(
+        "POST", "/job", {"case_id": 2, "job_title": "never sent"}, user="runner"
+    ).body["job_id"]
+    change_job(
+        job_id, lambda j: replace(j, status=JobState.SUBMITTED)
+    )  # queued, not yet taken by a dispatcher
     reply = cancel(gateway, job_id)
     assert reply.status == 202
     assert reply.body["status"] == "CANCELLED"
@@ -84,7 +91,9 @@ def test_a_job_cancelled_before_dispatch_is_cancelled_at_once(gateway: Gateway) 
 
 
 def test_only_a_run_job_that_has_not_ended_can_be_cancelled(gateway: Gateway) -> None:
-    draft = gateway.call("POST", "/job", {"case_id": 2, "job_title": "draft"}, user="runner").body["job_id"]
+    draft = gateway.call("POST", "/job", {"case_id": 2, "job_title": "draft"}, user="runner").body[
+        "job_id"
+    ]
     assert cancel(gateway, draft).status == 409
     assert cancel(gateway, draft, user="someone-else").status == 404
     change_job(draft, lambda j: replace(j, status=JobState.COMPLETED))
@@ -109,11 +118,15 @@ def test_cancel_on_slurm_stops_the_job_and_ends_cancelled(
     assert states[-2:] == ["CANCELLING", "CANCELLED"]
     assert slurm.wait_done(job["scheduler_id"], timeout=60) == "CANCELLED"
     assert cancel(gateway, job_id).body["status"] == "CANCELLED"  # idempotent once ended too
-    wait_for(lambda: not processes_in(f"{sshd.home}/simgate-jobs/{job_id}"), "the job's processes to end")
+    wait_for(
+        lambda: not processes_in(f"{sshd.home}/simgate-jobs/{job_id}"), "the job's processes to end"
+    )
 
 
 @pytest.mark.ssh
-def test_cancel_on_a_workstation_kills_the_process_group(gateway: Gateway, sshd: Any, use_targets: Any) -> None:
+def test_cancel_on_a_workstation_kills_the_process_group(
+    gateway: Gateway, sshd: Any, use_targets: Any
+) -> None:
     use_targets({"local": sshd.target("local", scheduler="direct", setup=SLOW_MODEL)})
     job_id = run(gateway, mesh="coarse")
     running(gateway, job_id)
@@ -123,7 +136,9 @@ def test_cancel_on_a_workstation_kills_the_process_group(gateway: Gateway, sshd:
     ended = finished(gateway, job_id, timeout=90)
     assert ended["status"] == "CANCELLED", ended
     wait_for(lambda: not processes_in(folder), "the job's processes to end", timeout=40)
-    outputs = {o["output_id"] for o in gateway.call("GET", f"/job/{job_id}/output", user="runner").body}
+    outputs = {
+        o["output_id"] for o in gateway.call("GET", f"/job/{job_id}/output", user="runner").body
+    }
     assert outputs <= {"simgate-stdout.log", "simgate-stderr.log"}
 
 
@@ -144,7 +159,9 @@ def test_a_job_whose_node_crashed_fails_within_one_reconciler_pass(
     assert job_id in alive.alive  # a job its scheduler still runs is left alone...
     assert gateway.call("GET", f"/job/{job_id}/status", user="runner").body["status"] == "RUNNING"
     folder = f"{sshd.home}/simgate-jobs/{job_id}"
-    for pid in processes_in(folder):  # ...until its node crashes: the wrapper and the model die at once
+    for pid in processes_in(
+        folder
+    ):  # ...until its node crashes: the wrapper and the model die at once
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not processes_in(folder), "the crash")
     time.sleep(1)  # Slurm notices its batch script is gone
@@ -157,7 +174,9 @@ def test_a_job_whose_node_crashed_fails_within_one_reconciler_pass(
 
 
 @pytest.mark.ssh
-def test_a_lost_job_keeps_the_exit_code_its_wrapper_left(gateway: Gateway, sshd: Any, use_targets: Any) -> None:
+def test_a_lost_job_keeps_the_exit_code_its_wrapper_left(
+    gateway: Gateway, sshd: Any, use_targets: Any
+) -> None:
     """The wrapper wrote its exit code but its last reports never arrived (the gateway was unreachable)."""
     use_targets({"local": sshd.target("local", scheduler="direct", setup=SLOW_MODEL)})
     job_id = run(gateway, mesh="coarse")
@@ -166,32 +185,44 @@ def test_a_lost_job_keeps_the_exit_code_its_wrapper_left(gateway: Gateway, sshd:
     for pid in processes_in(folder):
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not processes_in(folder), "the crash")
-    exit_file = Path(folder) / ".simgate-exit-code"  # sshd's user is local: the test writes as the wrapper would
+    exit_file = (
+        Path(folder) / ".simgate-exit-code"
+    )  # sshd's user is local: the test writes as the wrapper would
     exit_file.write_text("7\n")
     exit_file.chmod(0o644)
     swept = sweep_later()
     assert job_id in swept.failed
-    assert gateway.call("GET", f"/job/{job_id}", user="runner").body["reason"] == "lost by scheduler (exit code 7)"
+    assert (
+        gateway.call("GET", f"/job/{job_id}", user="runner").body["reason"]
+        == "lost by scheduler (exit code 7)"
+    )
 
 
 def test_a_job_that_reported_recently_is_not_swept(gateway: Gateway) -> None:
-    job_id = gateway.call("POST", "/job", {"case_id": 2, "job_title": "fresh"}, user="runner").body["job_id"]
+    job_id = gateway.call("POST", "/job", {"case_id": 2, "job_title": "fresh"}, user="runner").body[
+        "job_id"
+    ]
 
     def queued(job: Job) -> Job:
         return replace(job, status=JobState.QUEUED, scheduler_id="123")
 
     change_job(job_id, queued)
-    swept = asyncio.run(reconcile())  # silent for less than SIMGATE_LOST_AFTER_MINUTES: not asked about
+    swept = asyncio.run(
+        reconcile()
+    )  # silent for less than SIMGATE_LOST_AFTER_MINUTES: not asked about
     assert job_id not in swept.alive + swept.failed + swept.skipped
-    change_job(job_id, lambda j: replace(j, status=JobState.FAILED))  # end it: no test leaves a job active
+    change_job(
+        job_id, lambda j: replace(j, status=JobState.FAILED)
+    )  # end it: no test leaves a job active
 
 
 # --- rerun -------------------------------------------------------------------------------------------------------
 
 
 def test_copy_makes_a_new_draft_with_the_same_case_and_values(gateway: Gateway) -> None:
-    source = gateway.call("POST", "/job", {"case_id": 2, "job_title": "Test 1", "description": "d"},
-                          user="martin").body["job_id"]
+    source = gateway.call(
+        "POST", "/job", {"case_id": 2, "job_title": "Test 1", "description": "d"}, user="martin"
+    ).body["job_id"]
     fields = [{"name": "blade_speed", "value": 15000}, {"name": "mesh", "value": "coarse"}]
     assert gateway.call("PATCH", f"/job/{source}", {"fields": fields}, user="martin").status == 200
     change_job(source, lambda j: replace(j, status=JobState.FAILED, reason="exit code 1"))
@@ -200,7 +231,12 @@ def test_copy_makes_a_new_draft_with_the_same_case_and_values(gateway: Gateway) 
     job = copied.body
     assert copied.headers["location"] == f"/job/{job['job_id']}"
     assert job["job_id"] != source
-    assert (job["status"], job["job_title"], job["case_id"], job["description"]) == ("DRAFT", "Test 1 (copy)", 2, "d")
+    assert (job["status"], job["job_title"], job["case_id"], job["description"]) == (
+        "DRAFT",
+        "Test 1 (copy)",
+        2,
+        "d",
+    )
     values = {v["name"]: v["value"] for v in job["values"] if not v["is_default"]}
     assert values == {"blade_speed": 15000, "mesh": "coarse"}
     assert job["history"][0]["reason"] == f"copied from job {source}"
@@ -209,9 +245,13 @@ def test_copy_makes_a_new_draft_with_the_same_case_and_values(gateway: Gateway) 
 
 
 def test_copy_is_the_callers_and_only_of_their_own_jobs(gateway: Gateway) -> None:
-    source = gateway.call("POST", "/job", {"case_id": 2, "job_title": "alice's"}, user="alice").body["job_id"]
+    source = gateway.call(
+        "POST", "/job", {"case_id": 2, "job_title": "alice's"}, user="alice"
+    ).body["job_id"]
     assert gateway.call("POST", f"/job/{source}/copy", user="bob").status == 404
-    assert gateway.call("POST", f"/job/{source}/copy", user="root", admin=True).status == 404  # admins see, not copy
+    assert (
+        gateway.call("POST", f"/job/{source}/copy", user="root", admin=True).status == 404
+    )  # admins see, not copy
     own = gateway.call("POST", f"/job/{source}/copy", user="alice")
     assert own.status == 201
     assert own.body["user"] == "alice"

@@ -23,8 +23,11 @@ pytestmark = pytest.mark.azurite
 
 @pytest.fixture
 def store(azurite: AzuriteFixture) -> Iterator[tuple[JobOutputs, BlobServiceClient, str]]:
-    service = BlobServiceClient(azurite.blob_url, credential=AzuriteCredential.for_endpoint(azurite.blob_url),
-                                **azurite.client_kwargs)
+    service = BlobServiceClient(
+        azurite.blob_url,
+        credential=AzuriteCredential.for_endpoint(azurite.blob_url),
+        **azurite.client_kwargs,
+    )
     job_id = f"{uuid.uuid4().hex[:16]}-1234567890123-abcdef"
     outputs = JobOutputs(service)
     outputs.create(job_id)
@@ -34,14 +37,17 @@ def store(azurite: AzuriteFixture) -> Iterator[tuple[JobOutputs, BlobServiceClie
 
 def upload(service: BlobServiceClient, job_id: str, name: str, data: bytes) -> None:
     service.get_blob_client(uploads_of(job_id), name).upload_blob(
-        data, overwrite=True, content_settings=ContentSettings("text/csv"))
+        data, overwrite=True, content_settings=ContentSettings("text/csv")
+    )
 
 
 def recorded(service: BlobServiceClient, job_id: str, name: str) -> bytes:
     return bytes(service.get_blob_client(container_of(job_id), name).download_blob().readall())
 
 
-def test_a_promoted_blob_is_a_copy_of_the_listed_one(store: tuple[JobOutputs, BlobServiceClient, str]) -> None:
+def test_a_promoted_blob_is_a_copy_of_the_listed_one(
+    store: tuple[JobOutputs, BlobServiceClient, str],
+) -> None:
     outputs, service, job_id = store
     upload(service, job_id, "a.csv", b"1,2\n")
     listed = outputs.uploaded(job_id)["a.csv"]
@@ -51,17 +57,23 @@ def test_a_promoted_blob_is_a_copy_of_the_listed_one(store: tuple[JobOutputs, Bl
     assert recorded(service, job_id, "r1/a.csv") == b"1,2\n"
 
 
-def test_a_source_changed_since_it_was_listed_is_refused(store: tuple[JobOutputs, BlobServiceClient, str]) -> None:
+def test_a_source_changed_since_it_was_listed_is_refused(
+    store: tuple[JobOutputs, BlobServiceClient, str],
+) -> None:
     outputs, service, job_id = store
     upload(service, job_id, "a.csv", b"first\n")
     listed = outputs.uploaded(job_id)["a.csv"]
     upload(service, job_id, "a.csv", b"second, swapped in after the listing\n")
     with pytest.raises(Unavailable):
         outputs.promote(job_id, {"r1/a.csv": listed})
-    assert "r1/a.csv" not in {b.name for b in service.get_container_client(container_of(job_id)).list_blobs()}
+    assert "r1/a.csv" not in {
+        b.name for b in service.get_container_client(container_of(job_id)).list_blobs()
+    }
 
 
-def test_a_source_gone_since_it_was_listed_is_refused(store: tuple[JobOutputs, BlobServiceClient, str]) -> None:
+def test_a_source_gone_since_it_was_listed_is_refused(
+    store: tuple[JobOutputs, BlobServiceClient, str],
+) -> None:
     outputs, service, job_id = store
     upload(service, job_id, "a.csv", b"1\n")
     listed = outputs.uploaded(job_id)["a.csv"]
@@ -71,8 +83,9 @@ def test_a_source_gone_since_it_was_listed_is_refused(store: tuple[JobOutputs, B
     outputs.promote(job_id, {})  # nothing to copy: nothing happens
 
 
-def test_large_blobs_are_copied_as_blocks(store: tuple[JobOutputs, BlobServiceClient, str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_blobs_are_copied_as_blocks(
+    store: tuple[JobOutputs, BlobServiceClient, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     outputs, service, job_id = store
     monkeypatch.setattr(store_module, "SYNC_COPY_LIMIT", 1024)
     monkeypatch.setattr(store_module, "COPY_BLOCK", 1000)
@@ -86,12 +99,16 @@ def test_large_blobs_are_copied_as_blocks(store: tuple[JobOutputs, BlobServiceCl
     blocks = service.get_blob_client(container_of(job_id), "r1/big.bin").get_block_list()[0]
     assert len(blocks) == 6
 
-    upload(service, job_id, "big.bin", data[::-1])  # changed after the listing: the block copy is refused too
+    upload(
+        service, job_id, "big.bin", data[::-1]
+    )  # changed after the listing: the block copy is refused too
     with pytest.raises(Unavailable):
         outputs.promote(job_id, {"r2/big.bin": listed})
 
 
-def test_closing_uploads_leaves_the_recorded_outputs(store: tuple[JobOutputs, BlobServiceClient, str]) -> None:
+def test_closing_uploads_leaves_the_recorded_outputs(
+    store: tuple[JobOutputs, BlobServiceClient, str],
+) -> None:
     outputs, service, job_id = store
     upload(service, job_id, "a.csv", b"1\n")
     outputs.promote(job_id, {"r1/a.csv": outputs.uploaded(job_id)["a.csv"]})
@@ -101,11 +118,20 @@ def test_closing_uploads_leaves_the_recorded_outputs(store: tuple[JobOutputs, Bl
     assert recorded(service, job_id, "r1/a.csv") == b"1\n"
 
 
-@pytest.mark.parametrize(("name", "header"), [
-    ("mixing_index.csv", "attachment; filename=\"mixing_index.csv\"; filename*=UTF-8''mixing_index.csv"),
-    ('a"b;c.csv', "attachment; filename=\"a_b_c.csv\"; filename*=UTF-8''a%22b%3Bc.csv"),
-    ("résumé\r\nX-Evil: 1.csv", "attachment; filename=\"r_sum___X-Evil: 1.csv\"; "
-                                "filename*=UTF-8''r%C3%A9sum%C3%A9%0D%0AX-Evil%3A%201.csv"),
-])
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        (
+            "mixing_index.csv",
+            "attachment; filename=\"mixing_index.csv\"; filename*=UTF-8''mixing_index.csv",
+        ),
+        ('a"b;c.csv', "attachment; filename=\"a_b_c.csv\"; filename*=UTF-8''a%22b%3Bc.csv"),
+        (
+            "résumé\r\nX-Evil: 1.csv",
+            'attachment; filename="r_sum___X-Evil: 1.csv"; '
+            "filename*=UTF-8''r%C3%A9sum%C3%A9%0D%0AX-Evil%3A%201.csv",
+        ),
+    ],
+)
 def test_the_download_disposition_is_escaped_where_it_is_built(name: str, header: str) -> None:
     assert store_module.attachment(name) == header

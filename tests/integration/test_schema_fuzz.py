@@ -65,13 +65,16 @@ OPERATION_IDS = sorted(op.name for op in API if op.documented)
 def every_check_but_unsupported_method() -> list[Callable[..., Any]]:
     """Schemathesis's checks, as its CLI runs them by default, less the one the project's config turns off."""
     load_all_checks()
-    return [c for c in CHECKS.get_all() if not is_check_class(c) and c.__name__ != "unsupported_method"]
+    return [
+        c for c in CHECKS.get_all() if not is_check_class(c) and c.__name__ != "unsupported_method"
+    ]
 
 
 @pytest.fixture(scope="module")
 def api(gateway: Gateway) -> Any:
-    return schemathesis.openapi.from_url(f"{gateway.url}/openapi.json",
-                                         config=SchemathesisConfig.from_path(CONFIG_FILE))
+    return schemathesis.openapi.from_url(
+        f"{gateway.url}/openapi.json", config=SchemathesisConfig.from_path(CONFIG_FILE)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +84,14 @@ def unreachable_targets() -> Iterator[None]:
     from tests.infra import free_port
 
     before = os.environ.get("SIMGATE_TARGETS", "{}")
-    target = {"host": "127.0.0.1", "port": free_port(), "user": "nobody", "key_file": "/nonexistent",
-              "base_dir": "/tmp/simgate-fuzz", "known_hosts": f"127.0.0.1 ssh-ed25519 {'A' * 68}"}
+    target = {
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "user": "nobody",
+        "key_file": "/nonexistent",
+        "base_dir": "/tmp/simgate-fuzz",
+        "known_hosts": f"127.0.0.1 ssh-ed25519 {'A' * 68}",
+    }
     os.environ["SIMGATE_TARGETS"] = json.dumps({"local": target, "cluster": target})
     reset_services()
     yield
@@ -93,8 +102,12 @@ def unreachable_targets() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def real_jobs(gateway: Gateway, unreachable_targets: None) -> Iterator[dict[str, Any]]:
     """Jobs of the fuzzing user to aim at, one of them QUEUED with a job token; all ended afterwards."""
-    made = [gateway.call("POST", "/job", {"case_id": SMOOTHIE, "job_title": f"fuzz {i}"}, user=FUZZER).body["job_id"]
-            for i in range(8)]
+    made = [
+        gateway.call(
+            "POST", "/job", {"case_id": SMOOTHIE, "job_title": f"fuzz {i}"}, user=FUZZER
+        ).body["job_id"]
+        for i in range(8)
+    ]
     token = secrets.token_urlsafe(32)
 
     def dispatched(job: Job) -> Job:
@@ -114,19 +127,31 @@ def end_every_job_of(user: str) -> None:
 
     for job in services().jobs.find("PartitionKey eq @pk", {"pk": owner_key(user)}, 1000):
         with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to end
-            change_job(job.job_id, lambda j: replace(j, status=JobState.FAILED) if j.status.active else None)
+            change_job(
+                job.job_id,
+                lambda j: replace(j, status=JobState.FAILED) if j.status.active else None,
+            )
 
 
-def _aimed(case: Any, operation_id: str, count: int, gateway: Gateway, real_jobs: dict[str, Any]) -> dict[str, str]:
+def _aimed(
+    case: Any, operation_id: str, count: int, gateway: Gateway, real_jobs: dict[str, Any]
+) -> dict[str, str]:
     """Aim every other case at a real job, and send a token with three cases in four.
 
     Only a job id the document allows is swapped for a real one: a case that is schema-violating for its job id
     stays so, and one that is schema-violating elsewhere stays so too."""
     job = real_jobs["reported"] if operation_id == "report_status" else next(real_jobs["ids"])
     path = case.path_parameters
-    if path and isinstance(path.get("job_id"), str) and JOB_ID.fullmatch(path["job_id"]) and count % 2:
+    if (
+        path
+        and isinstance(path.get("job_id"), str)
+        and JOB_ID.fullmatch(path["job_id"])
+        and count % 2
+    ):
         path["job_id"] = job
-    if count % 4 == 3 or _negative_in(case, ParameterLocation.HEADER):  # a missing or bad token stays so
+    if count % 4 == 3 or _negative_in(
+        case, ParameterLocation.HEADER
+    ):  # a missing or bad token stays so
         return {}
     token = real_jobs["token"] if operation_id == "report_status" else gateway.token(FUZZER)
     return {"Authorization": f"Bearer {token}"}
@@ -140,19 +165,39 @@ def _negative_in(case: Any, location: ParameterLocation) -> bool:
 def _send(case: Any, operation_id: str, gateway: Gateway, real_jobs: dict[str, Any]) -> None:
     COUNTS[operation_id] = count = COUNTS.get(operation_id, 0) + 1
     headers = _aimed(case, operation_id, count, gateway, real_jobs)
-    case.call_and_validate(base_url=gateway.url, headers=headers, checks=every_check_but_unsupported_method(),
-                           additional_checks=[numbers_out_of_range_are_named], allow_redirects=False)
+    case.call_and_validate(
+        base_url=gateway.url,
+        headers=headers,
+        checks=every_check_but_unsupported_method(),
+        additional_checks=[numbers_out_of_range_are_named],
+        allow_redirects=False,
+    )
 
 
 # -- PATCH /job values that no float holds (finding F3) ---------------------------------------------------------
 
 HOSTILE_NUMBERS = st.one_of(
-    st.integers(min_value=10**300, max_value=10**450),  # hundreds of digits: Python's float() overflows
+    st.integers(
+        min_value=10**300, max_value=10**450
+    ),  # hundreds of digits: Python's float() overflows
     st.integers(min_value=-(10**450), max_value=-(10**300)),
     st.integers(min_value=2**53, max_value=2**70),  # whole, but past what a double holds exactly
-    st.sampled_from([sys.float_info.max, -sys.float_info.max, sys.float_info.min, 5e-324, -5e-324, 1e308, 2**1024,
-                     -(2**1024), 10**308, 10**309]),
-    st.floats(min_value=1e300, allow_infinity=False), st.floats(max_value=-1e300, allow_infinity=False),
+    st.sampled_from(
+        [
+            sys.float_info.max,
+            -sys.float_info.max,
+            sys.float_info.min,
+            5e-324,
+            -5e-324,
+            1e308,
+            2**1024,
+            -(2**1024),
+            10**308,
+            10**309,
+        ]
+    ),
+    st.floats(min_value=1e300, allow_infinity=False),
+    st.floats(max_value=-1e300, allow_infinity=False),
 )
 
 
@@ -166,8 +211,12 @@ def with_hostile_numbers(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[
     """`PATCH /job` cases, one in two with its `fields` replaced by hostile numbers for the smoothie's number
     fields (still schema-valid: any JSON is a value, as far as the document knows)."""
     names = _number_fields()
-    fields = st.lists(st.tuples(st.sampled_from(names), HOSTILE_NUMBERS), min_size=1, max_size=3,
-                      unique_by=lambda pair: pair[0])
+    fields = st.lists(
+        st.tuples(st.sampled_from(names), HOSTILE_NUMBERS),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda pair: pair[0],
+    )
 
     def apply(case: Any, chosen: list[tuple[str, Any]], hostile: bool) -> Any:
         positive = case.meta is not None and case.meta.generation.mode.is_positive
@@ -181,8 +230,11 @@ def with_hostile_numbers(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[
 def numbers_out_of_range_are_named(ctx: Any, response: Any, case: Any) -> bool | None:
     """A 422 to a PATCH with hostile numbers names every such field (a 500 fails `not_a_server_error` before)."""
     fields = case.body.get("fields") if isinstance(case.body, dict) else None
-    sent = {f.get("name") for f in fields if isinstance(f, dict) and _is_hostile(f.get("value"))} \
-        if isinstance(fields, list) else set()
+    sent = (
+        {f.get("name") for f in fields if isinstance(f, dict) and _is_hostile(f.get("value"))}
+        if isinstance(fields, list)
+        else set()
+    )
     if case.operation.method.upper() != "PATCH" or response.status_code != 422 or not sent:
         return None
     named = {e.get("name") for e in response.json().get("errors") or ()}
@@ -204,9 +256,14 @@ def test_coverage_phase_answers_as_documented(
     """Schemathesis's coverage phase, case by case: every boundary and just-outside value of every parameter."""
     operation = api.find_operation_by_id(operation_id)
     generation = api.config.generation_for(operation=operation, phase="coverage")
-    generator = CoverageGenerator(operation=operation, generation_modes=list(GenerationMode),
-                                  generation_config=generation, auth_storage=None, override=Override(),
-                                  feedback=FeedbackSources())
+    generator = CoverageGenerator(
+        operation=operation,
+        generation_modes=list(GenerationMode),
+        generation_config=generation,
+        auth_storage=None,
+        override=Override(),
+        feedback=FeedbackSources(),
+    )
     cases = list(generator)
     assert cases, f"no coverage cases for {operation_id}"
     for case in cases:
@@ -223,15 +280,22 @@ def test_fuzzing_phase_answers_as_documented(
         strategy = with_hostile_numbers(strategy)
 
     @given(strategy)
-    @settings(max_examples=CASES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=CASES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def fuzz(case: Any) -> None:
         _send(case, operation_id, gateway, real_jobs)
 
     fuzz()
 
 
-def test_stateful_phase_follows_the_links(api: Any, gateway: Gateway, real_jobs: dict[str, Any]) -> None:
+def test_stateful_phase_follows_the_links(
+    api: Any, gateway: Gateway, real_jobs: dict[str, Any]
+) -> None:
     """Sequences from the document's links: a job made, then edited, run, copied, cancelled, deleted, looked at."""
     base = api.as_state_machine()
     headers = {"Authorization": f"Bearer {gateway.token(FUZZER)}"}
@@ -243,16 +307,32 @@ def test_stateful_phase_follows_the_links(api: Any, gateway: Gateway, real_jobs:
             steps.append(case.operation.label)
             return {"base_url": gateway.url, "headers": headers, "allow_redirects": False}
 
-        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
-            case.validate_response(response, checks=checks, headers=headers, transport_kwargs=kwargs,
-                                   recorder=getattr(self, "recorder", None))
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            case.validate_response(
+                response,
+                checks=checks,
+                headers=headers,
+                transport_kwargs=kwargs,
+                recorder=getattr(self, "recorder", None),
+            )
 
     # Not derandomized: what a scenario can draw depends on the answers (the links' values), which differ per run.
-    Machine.run(settings=settings(max_examples=STATEFUL_SCENARIOS, deadline=None, database=None,
-                                  stateful_step_count=6, suppress_health_check=list(HealthCheck)))
+    Machine.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            deadline=None,
+            database=None,
+            stateful_step_count=6,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
     job_routes = {label for label in steps if "{job_id}" in label}
     assert "POST /job" in steps, sorted(set(steps))
-    assert len(job_routes) >= 4, sorted(set(steps))  # the links took it from the jobs it made to their routes
+    assert len(job_routes) >= 4, sorted(
+        set(steps)
+    )  # the links took it from the jobs it made to their routes
 
 
 def test_enough_cases_ran_for_every_operation() -> None:
@@ -267,20 +347,35 @@ def test_enough_cases_ran_for_every_operation() -> None:
 CLI_USER = "schemathesis-cli"
 
 
-def test_the_schemathesis_cli_with_its_defaults_finds_nothing(gateway: Gateway, unreachable_targets: None) -> None:
+def test_the_schemathesis_cli_with_its_defaults_finds_nothing(
+    gateway: Gateway, unreachable_targets: None
+) -> None:
     """`schemathesis run <url>/openapi.json` from the checkout, as a newcomer would: every default phase (examples,
     coverage, fuzzing, stateful) and check; `schemathesis.toml` leaves out only `unsupported_method`."""
-    command = [str(ROOT / ".venv" / "bin" / "schemathesis"), "run", f"{gateway.url}/openapi.json",
-               "--header", f"Authorization: Bearer {gateway.token(CLI_USER)}", "--max-examples", str(CLI_EXAMPLES),
-               "--no-color"]
+    command = [
+        str(ROOT / ".venv" / "bin" / "schemathesis"),
+        "run",
+        f"{gateway.url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {gateway.token(CLI_USER)}",
+        "--max-examples",
+        str(CLI_EXAMPLES),
+        "--no-color",
+    ]
     try:
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
+        )
     finally:
         end_every_job_of(CLI_USER)
     report = done.stdout + done.stderr
     assert f"Configuration:    {CONFIG_FILE}" in report, report
-    phases = {name: re.search(rf"(\S+) {name}\n", report) for name in ("Coverage", "Fuzzing", "Stateful")}
-    assert {name: m.group(1) if m else None for name, m in phases.items()} == dict.fromkeys(phases, "✅"), report
+    phases = {
+        name: re.search(rf"(\S+) {name}\n", report) for name in ("Coverage", "Fuzzing", "Stateful")
+    }
+    assert {name: m.group(1) if m else None for name, m in phases.items()} == dict.fromkeys(
+        phases, "✅"
+    ), report
     # Every operation but `GET /openapi.json`, the document itself, which schemathesis does not test.
     assert f"Selected: {len(OPERATION_IDS) - 1}/{len(OPERATION_IDS) - 1}" in report, report
     assert f"Tested: {len(OPERATION_IDS) - 1}" in report, report

@@ -29,8 +29,12 @@ def server(request: pytest.FixtureRequest) -> SshLogin:
 def connect(login: SshLogin, **overrides: Any) -> Any:
     """asyncssh.connect to `login`, pinned to its host key; `overrides` replace any option."""
     options: dict[str, Any] = {
-        "port": login.port, "username": login.user, "client_keys": [str(login.key_path)],
-        "known_hosts": asyncssh.import_known_hosts(login.known_hosts), "config": None, "agent_path": None,
+        "port": login.port,
+        "username": login.user,
+        "client_keys": [str(login.key_path)],
+        "known_hosts": asyncssh.import_known_hosts(login.known_hosts),
+        "config": None,
+        "agent_path": None,
     }
     return asyncssh.connect(login.host, **{**options, **overrides})
 
@@ -77,7 +81,11 @@ def test_sftp_upload_keeps_mode_0600(server: SshLogin) -> None:
 
     async def go() -> None:
         private = asyncssh.SFTPAttrs(permissions=0o600)
-        async with connect(server) as conn, conn.start_sftp_client() as sftp, sftp.open(name, "w", private) as remote:
+        async with (
+            connect(server) as conn,
+            conn.start_sftp_client() as sftp,
+            sftp.open(name, "w", private) as remote,
+        ):
             await remote.write("job token\n")
 
     run(go())
@@ -107,7 +115,9 @@ def test_a_wrong_host_key_is_refused_before_any_command(server: SshLogin, tmp_pa
     with pytest.raises(asyncssh.HostKeyNotVerifiable):
         run(go())
     assert not server.exists(marker)
-    run(_touch(server, marker))  # the control: the same command with the right key does leave the marker
+    run(
+        _touch(server, marker)
+    )  # the control: the same command with the right key does leave the marker
     assert server.exists(marker)
     server.path(marker).unlink()
 
@@ -133,8 +143,14 @@ async def _open(server: SshLogin, **overrides: Any) -> None:
 def test_the_target_helper_makes_a_valid_target(server: SshLogin) -> None:
     from core.targets import Target
 
-    target = Target.model_validate(server.target("hpc", scheduler="slurm", options={"partition": "debug"}))
-    assert (target.port, target.user, target.base_dir) == (server.port, server.user, str(server.default_base_dir))
+    target = Target.model_validate(
+        server.target("hpc", scheduler="slurm", options={"partition": "debug"})
+    )
+    assert (target.port, target.user, target.base_dir) == (
+        server.port,
+        server.user,
+        str(server.default_base_dir),
+    )
     assert target.private_key().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
 
 
@@ -155,7 +171,7 @@ def test_an_sshd_outage_refuses_connections_until_it_is_back(sshd: Sshd) -> None
 
 # -- Slurm over the real sshd -------------------------------------------------------------------------------------
 
-JOB_SCRIPT = "#!/bin/sh\necho \"hello from $SLURM_JOB_ID as $(whoami)\" > result.txt\n"
+JOB_SCRIPT = '#!/bin/sh\necho "hello from $SLURM_JOB_ID as $(whoami)" > result.txt\n'
 
 
 @pytest.mark.ssh
@@ -167,9 +183,14 @@ def test_sbatch_over_ssh_runs_the_job_as_the_login_user(sshd: Sshd, slurm: Slurm
     async def submit() -> asyncssh.SSHCompletedProcess:
         async with connect(sshd) as conn:
             await conn.run(f"mkdir -p {folder}", check=True)
-            async with conn.start_sftp_client() as sftp, sftp.open(f"{folder}/job.sh", "w") as remote:
+            async with (
+                conn.start_sftp_client() as sftp,
+                sftp.open(f"{folder}/job.sh", "w") as remote,
+            ):
                 await remote.write(JOB_SCRIPT)
-            return await conn.run(f"cd {folder} && sbatch --parsable --job-name={name} --output=slurm.out job.sh")
+            return await conn.run(
+                f"cd {folder} && sbatch --parsable --job-name={name} --output=slurm.out job.sh"
+            )
 
     done = run(submit())
     assert done.exit_status == 0, done.stderr

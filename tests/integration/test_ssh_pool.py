@@ -18,7 +18,9 @@ pytestmark = pytest.mark.ssh
 
 def test_one_connection_serves_many_commands_and_is_reopened_after_a_break(tmp_path: Path) -> None:
     login = EmbeddedLogin(tmp_path)
-    login.simulator = EmbeddedSimulator(tmp_path, port=free_port())  # a fixed port, so a restart comes back on it
+    login.simulator = EmbeddedSimulator(
+        tmp_path, port=free_port()
+    )  # a fixed port, so a restart comes back on it
     login.start()
     target = Target.model_validate(login.target("local"))
     pool = SshPool()

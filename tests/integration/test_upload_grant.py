@@ -44,8 +44,9 @@ def finalizing(gateway: Gateway, owner: str = "martin") -> tuple[str, str, dict[
     return job_id, token, reply.body["upload"]
 
 
-def download(gateway: Gateway, azurite: AzuriteFixture, job_id: str, output_id: str,
-             user: str = "martin") -> tuple[int, dict[str, str], bytes]:
+def download(
+    gateway: Gateway, azurite: AzuriteFixture, job_id: str, output_id: str, user: str = "martin"
+) -> tuple[int, dict[str, str], bytes]:
     url = gateway.call("GET", f"/job/{job_id}/output/{output_id}", user=user).body["url"]
     return https(azurite, "GET", url)
 
@@ -56,8 +57,11 @@ def listed(gateway: Gateway, job_id: str) -> list[dict[str, Any]]:
 
 def output_uri(gateway: Gateway, job_id: str, user: str) -> str:
     """Where a job's CSV is kept in storage (its URI, without any token)."""
-    [csv_output] = [o for o in gateway.call("GET", f"/job/{job_id}/output", user=user).body
-                    if o["name"] == "mixing_index"]
+    [csv_output] = [
+        o
+        for o in gateway.call("GET", f"/job/{job_id}/output", user=user).body
+        if o["name"] == "mixing_index"
+    ]
     return str(csv_output["uri"])
 
 
@@ -77,7 +81,13 @@ def test_after_completed_the_grant_can_neither_change_nor_add_what_users_downloa
 ) -> None:
     job_id, token, grant = finalizing(gateway)
     assert put_blob(azurite, grant, "mixing_index.csv", CSV, "text/csv") == 201
-    done = report(gateway, job_id, token, "COMPLETED", outputs=[{"name": "mixing_index", "file": "mixing_index.csv"}])
+    done = report(
+        gateway,
+        job_id,
+        token,
+        "COMPLETED",
+        outputs=[{"name": "mixing_index", "file": "mixing_index.csv"}],
+    )
     assert done.status == 200, done.body
     before = listed(gateway, job_id)
 
@@ -85,23 +95,60 @@ def test_after_completed_the_grant_can_neither_change_nor_add_what_users_downloa
     finish(gateway, azurite, alice_job, alice_token)
     alice_source = output_uri(gateway, alice_job, "alice")
     attempts = {
-        "overwrite": https(azurite, "PUT", with_grant(grant, "mixing_index.csv"), b"<script>alert(1)</script>",
-                           {**VERSION, "x-ms-blob-type": "BlockBlob", "Content-Type": "text/html"}),
-        "set properties": https(azurite, "PUT", with_grant(grant, "mixing_index.csv", "comp=properties"), b"",
-                                {**VERSION, "x-ms-blob-content-type": "text/html",
-                                 "x-ms-blob-content-disposition": "inline"}),
-        "set metadata": https(azurite, "PUT", with_grant(grant, "mixing_index.csv", "comp=metadata"), b"",
-                              {**VERSION, "x-ms-meta-evil": "1"}),
-        "add a blob": https(azurite, "PUT", with_grant(grant, "newfile.txt"), b"new",
-                            {**VERSION, "x-ms-blob-type": "BlockBlob"}),
-        "copy blob": https(azurite, "PUT", with_grant(grant, "copied.csv"), b"",
-                           {**VERSION, "x-ms-copy-source": alice_source}),
-        "put blob from url": https(azurite, "PUT", with_grant(grant, "from-url.csv"), b"",
-                                   {**VERSION, "x-ms-copy-source": alice_source, "x-ms-blob-type": "BlockBlob"}),
+        "overwrite": https(
+            azurite,
+            "PUT",
+            with_grant(grant, "mixing_index.csv"),
+            b"<script>alert(1)</script>",
+            {**VERSION, "x-ms-blob-type": "BlockBlob", "Content-Type": "text/html"},
+        ),
+        "set properties": https(
+            azurite,
+            "PUT",
+            with_grant(grant, "mixing_index.csv", "comp=properties"),
+            b"",
+            {
+                **VERSION,
+                "x-ms-blob-content-type": "text/html",
+                "x-ms-blob-content-disposition": "inline",
+            },
+        ),
+        "set metadata": https(
+            azurite,
+            "PUT",
+            with_grant(grant, "mixing_index.csv", "comp=metadata"),
+            b"",
+            {**VERSION, "x-ms-meta-evil": "1"},
+        ),
+        "add a blob": https(
+            azurite,
+            "PUT",
+            with_grant(grant, "newfile.txt"),
+            b"new",
+            {**VERSION, "x-ms-blob-type": "BlockBlob"},
+        ),
+        "copy blob": https(
+            azurite,
+            "PUT",
+            with_grant(grant, "copied.csv"),
+            b"",
+            {**VERSION, "x-ms-copy-source": alice_source},
+        ),
+        "put blob from url": https(
+            azurite,
+            "PUT",
+            with_grant(grant, "from-url.csv"),
+            b"",
+            {**VERSION, "x-ms-copy-source": alice_source, "x-ms-blob-type": "BlockBlob"},
+        ),
         # the output container is not the grant's: writing there is refused outright
         "write where users download": https(
-            azurite, "PUT", f"{grant['url'].replace('/upload-', '/job-')}/mixing_index.csv?{grant['sas']}", b"x",
-            {**VERSION, "x-ms-blob-type": "BlockBlob"}),
+            azurite,
+            "PUT",
+            f"{grant['url'].replace('/upload-', '/job-')}/mixing_index.csv?{grant['sas']}",
+            b"x",
+            {**VERSION, "x-ms-blob-type": "BlockBlob"},
+        ),
     }
     assert {what: status for what, (status, _, _) in attempts.items() if status < 400} == {}
     assert listed(gateway, job_id) == before
@@ -116,30 +163,49 @@ def test_a_download_serves_the_recorded_bytes_with_the_recorded_size_md5_and_typ
     job_id, token, grant = finalizing(gateway)
     # The uploader says text/html; the case declares text/csv, and that is what the gateway records and serves.
     assert put_blob(azurite, grant, "mixing_index.csv", CSV, "text/html") == 201
-    assert report(gateway, job_id, token, "DONE",
-                  outputs=[{"name": "mixing_index", "file": "mixing_index.csv"}]).status == 200
+    assert (
+        report(
+            gateway,
+            job_id,
+            token,
+            "DONE",
+            outputs=[{"name": "mixing_index", "file": "mixing_index.csv"}],
+        ).status
+        == 200
+    )
     [output] = listed(gateway, job_id)
-    assert (output["size"], output["md5"], output["content_type"]) == (len(CSV), md5_b64(CSV), "text/csv")
+    assert (output["size"], output["md5"], output["content_type"]) == (
+        len(CSV),
+        md5_b64(CSV),
+        "text/csv",
+    )
     status, headers, body = download(gateway, azurite, job_id, "mixing_index.csv")
     assert status == 200
     assert body == CSV
     assert (headers["content-type"], headers.get("content-md5")) == ("text/csv", md5_b64(CSV))
     assert headers["content-disposition"] == (
-        "attachment; filename=\"mixing_index.csv\"; filename*=UTF-8''mixing_index.csv")
+        "attachment; filename=\"mixing_index.csv\"; filename*=UTF-8''mixing_index.csv"
+    )
 
 
-def test_the_grant_is_dead_once_the_job_has_ended(gateway: Gateway, azurite: AzuriteFixture) -> None:
+def test_the_grant_is_dead_once_the_job_has_ended(
+    gateway: Gateway, azurite: AzuriteFixture
+) -> None:
     for end in ("COMPLETED", "FAILED", "CANCELLED"):
         job_id, token, grant = finalizing(gateway)
         assert put_blob(azurite, grant, "simgate-stdout.log", b"log\n", "text/plain") == 201
         claims = [{"name": "stdout", "file": "simgate-stdout.log"}]
         assert report(gateway, job_id, token, end, outputs=claims).status == 200
         assert put_blob(azurite, grant, "late.txt", b"late", "text/plain") >= 400, end
-        assert put_blob(azurite, grant, "simgate-stdout.log", b"changed\n", "text/plain") >= 400, end
+        assert put_blob(azurite, grant, "simgate-stdout.log", b"changed\n", "text/plain") >= 400, (
+            end
+        )
         assert download(gateway, azurite, job_id, "simgate-stdout.log")[2] == b"log\n"
 
 
-def test_the_grant_dies_with_the_job_however_it_ends(gateway: Gateway, azurite: AzuriteFixture) -> None:
+def test_the_grant_dies_with_the_job_however_it_ends(
+    gateway: Gateway, azurite: AzuriteFixture
+) -> None:
     """Ended by the reconciler (lost) or by a confirmed cancel, not by a report: the upload container goes too."""
     from core.states import JobState
     from core.transitions import advanced
@@ -157,7 +223,9 @@ def test_the_grant_dies_with_the_job_however_it_ends(gateway: Gateway, azurite: 
 # --- claims the gateway refuses --------------------------------------------------------------------------------
 
 
-def test_a_claimed_output_made_by_a_copy_is_refused(gateway: Gateway, azurite: AzuriteFixture) -> None:
+def test_a_claimed_output_made_by_a_copy_is_refused(
+    gateway: Gateway, azurite: AzuriteFixture
+) -> None:
     alice_job, alice_token = queued_job(gateway, "alice")
     finish(gateway, azurite, alice_job, alice_token)
     source = output_uri(gateway, alice_job, "alice")
@@ -173,7 +241,9 @@ def test_a_claimed_output_made_by_a_copy_is_refused(gateway: Gateway, azurite: A
     assert gateway.call("GET", f"/job/{job_id}/status", user="bob").body["status"] == "FINALIZING"
     failed = report(gateway, job_id, token, "FAILED", outputs=claims)
     assert failed.status == 200
-    assert gateway.call("GET", f"/job/{job_id}/output", user="bob").body == []  # not recorded on FAILED either
+    assert (
+        gateway.call("GET", f"/job/{job_id}/output", user="bob").body == []
+    )  # not recorded on FAILED either
 
 
 def test_duplicate_claims_are_refused(gateway: Gateway, azurite: AzuriteFixture) -> None:
@@ -194,7 +264,9 @@ def expiry_of(grant: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(parse_qs(grant["sas"])["se"][0].replace("Z", "+00:00"))
 
 
-def test_finalizing_reports_reuse_a_valid_grant_and_renew_one_about_to_end(gateway: Gateway) -> None:
+def test_finalizing_reports_reuse_a_valid_grant_and_renew_one_about_to_end(
+    gateway: Gateway,
+) -> None:
     from core.services import get_settings
 
     job_id, token, first = finalizing(gateway)
@@ -203,7 +275,9 @@ def test_finalizing_reports_reuse_a_valid_grant_and_renew_one_about_to_end(gatew
     again = report(gateway, job_id, token, "FINALIZING").body["upload"]
     assert again == first  # the same grant, not a new one each time
 
-    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=3)  # as if the grant were ending
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(
+        minutes=3
+    )  # as if the grant were ending
     change_job(job_id, lambda j: replace(j, upload_expires=iso_time(soon)))
     renewed = report(gateway, job_id, token, "FINALIZING").body["upload"]
     assert expiry_of(renewed) > soon + timedelta(minutes=1)
@@ -221,12 +295,16 @@ def test_no_grant_before_finalizing(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize("body", [{"status": "bogus"}, {"progress": 500}, {}, [1, 2]])
-def test_a_report_without_the_job_token_is_401_whatever_its_body(gateway: Gateway, body: Any) -> None:
+def test_a_report_without_the_job_token_is_401_whatever_its_body(
+    gateway: Gateway, body: Any
+) -> None:
     job_id, token = queued_job(gateway)
     for headers in ({}, {"Authorization": "Bearer not-the-token"}):
         reply = gateway.call("PATCH", f"/job/{job_id}/status", body, headers=headers)
         assert reply.status == 401, (headers, reply.body)
-    with_token = gateway.call("PATCH", f"/job/{job_id}/status", body, headers={"Authorization": f"Bearer {token}"})
+    with_token = gateway.call(
+        "PATCH", f"/job/{job_id}/status", body, headers={"Authorization": f"Bearer {token}"}
+    )
     assert with_token.status == 422
 
 

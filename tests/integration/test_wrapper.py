@@ -49,9 +49,15 @@ def oldest_python() -> str:
     """Python 3.8 when this machine has it (pyenv's or on PATH), so the tests prove the wrapper runs there; else this
     interpreter."""
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    for path in [*sorted(str(p) for p in pyenv.glob("3.8.*/bin/python3")), shutil.which("python3.8")]:
+    for path in [
+        *sorted(str(p) for p in pyenv.glob("3.8.*/bin/python3")),
+        shutil.which("python3.8"),
+    ]:
         check = "import sys; sys.exit(sys.version_info[:2] != (3, 8))"
-        if path and subprocess.run([path, "-c", check], capture_output=True, timeout=30).returncode == 0:
+        if (
+            path
+            and subprocess.run([path, "-c", check], capture_output=True, timeout=30).returncode == 0
+        ):
             return path
     return sys.executable
 
@@ -98,7 +104,10 @@ class FakeGateway:
         if self.script.get(report.status):
             return self.script[report.status].pop(0)
         if report.token not in self.tokens:
-            return 401, {"title": "Unauthorized", "detail": "the job token is not valid for this job"}
+            return 401, {
+                "title": "Unauthorized",
+                "detail": "the job token is not valid for this job",
+            }
         reply: dict[str, Any] = {"job_id": "j1", "status": report.status}
         if report.status == "FINALIZING" and self.grant is not None:
             reply["upload"] = self.grant
@@ -193,7 +202,9 @@ class JobContainer:
 def delegation(azurite: AzuriteFixture) -> tuple[Any, Any]:
     from azure.storage.blob import BlobServiceClient
 
-    service = BlobServiceClient(azurite.blob_url, credential=AzuriteCredential(), **azurite.client_kwargs)
+    service = BlobServiceClient(
+        azurite.blob_url, credential=AzuriteCredential(), **azurite.client_kwargs
+    )
     start = datetime.now(UTC) - timedelta(minutes=5)
     return service, service.get_user_delegation_key(start, start + timedelta(hours=2))
 
@@ -216,7 +227,11 @@ def container(azurite: AzuriteFixture, delegation: tuple[Any, Any]) -> Iterator[
         permission=ContainerSasPermissions(create=True, write=True),
         protocol="https",
     )
-    grant = {"url": f"{azurite.blob_url}/{name}", "sas": sas, "expires_on": expiry.isoformat().replace("+00:00", "Z")}
+    grant = {
+        "url": f"{azurite.blob_url}/{name}",
+        "sas": sas,
+        "expires_on": expiry.isoformat().replace("+00:00", "Z"),
+    }
     reader = azurite.blob_service().get_container_client(name)
     try:
         yield JobContainer(name, grant, reader)
@@ -286,7 +301,9 @@ MEASURED = (
 )
 
 
-def run_wrapper(job_dir: Path, timeout: float = 120, env: dict[str, str] | None = None, measure: bool = False) -> Run:
+def run_wrapper(
+    job_dir: Path, timeout: float = 120, env: dict[str, str] | None = None, measure: bool = False
+) -> Run:
     """Run the wrapper in the job folder as the batch script does; its exit code, output and (with `measure`, from
     a small launcher process) peak memory."""
     out, err = job_dir.parent / "wrapper.out", job_dir.parent / "wrapper.err"
@@ -309,7 +326,9 @@ def run_wrapper(job_dir: Path, timeout: float = 120, env: dict[str, str] | None 
         if time.monotonic() > deadline:
             proc.kill()
             proc.wait()
-            raise AssertionError(f"the wrapper did not end within {timeout} s: {err.read_text()[-2000:]}")
+            raise AssertionError(
+                f"the wrapper did not end within {timeout} s: {err.read_text()[-2000:]}"
+            )
         time.sleep(0.02)
     proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait for it again
     peak = int(rss.read_text()) if measure else usage.ru_maxrss
@@ -392,7 +411,9 @@ def test_an_entry_that_exits_3_fails_the_job_with_its_logs(
     gateway: FakeGateway, container: JobContainer, azurite: AzuriteFixture
 ) -> None:
     gateway.grant = container.grant
-    job_dir = make_job(gateway, "echo computing\necho 'model crashed' >&2\nexit 3\n", ca=azurite.ca_path)
+    job_dir = make_job(
+        gateway, "echo computing\necho 'model crashed' >&2\nexit 3\n", ca=azurite.ca_path
+    )
     run = run_wrapper(job_dir)
     assert run.code == 3
     assert [r.status for r in gateway.reports] == ["RUNNING", "FINALIZING", "FAILED"]
@@ -400,7 +421,10 @@ def test_an_entry_that_exits_3_fails_the_job_with_its_logs(
         "status": "FAILED",
         "exit_code": 3,
         "message": "exit code 3: model crashed",  # what the entry said last on stderr
-        "outputs": [{"name": "stdout", "file": "simgate-stdout.log"}, {"name": "stderr", "file": "simgate-stderr.log"}],
+        "outputs": [
+            {"name": "stdout", "file": "simgate-stdout.log"},
+            {"name": "stderr", "file": "simgate-stderr.log"},
+        ],
     }
     assert blob_text(container, "simgate-stderr.log") == "model crashed\n"
     assert blob_text(container, "simgate-stdout.log") == "computing\n"
@@ -426,7 +450,10 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
 
 @pytest.mark.azurite
 def test_a_300_mib_output_goes_up_in_blocks_streamed_from_disk(
-    gateway: FakeGateway, container: JobContainer, azurite: AzuriteFixture, big_file: tuple[Path, str, str]
+    gateway: FakeGateway,
+    container: JobContainer,
+    azurite: AzuriteFixture,
+    big_file: tuple[Path, str, str],
 ) -> None:
     path, sha256, md5 = big_file
     gateway.grant = container.grant
@@ -453,7 +480,9 @@ def test_a_300_mib_output_goes_up_in_blocks_streamed_from_disk(
     props = blob.get_blob_properties()
     assert props.size == BIG_MIB << 20
     assert props.content_settings.content_type == "application/octet-stream"
-    assert bytes(props.content_settings.content_md5).hex() == md5  # the whole file's MD5, set at commit
+    assert (
+        bytes(props.content_settings.content_md5).hex() == md5
+    )  # the whole file's MD5, set at commit
     stored = hashlib.sha256()
     for chunk in blob.download_blob(max_concurrency=2).chunks():
         stored.update(chunk)
@@ -520,7 +549,9 @@ def test_callbacks_are_retried_and_the_token_is_read_again_before_each(
     def after_running(report: Report) -> Answer | None:
         if gateway.script["RUNNING"]:
             return None  # still failing
-        gateway.set_token(SECOND)  # a retried dispatch refreshes the job file once RUNNING is through
+        gateway.set_token(
+            SECOND
+        )  # a retried dispatch refreshes the job file once RUNNING is through
         return 200, {"job_id": "j1", "status": "RUNNING"}
 
     def finalizing(report: Report) -> Answer | None:
@@ -530,7 +561,9 @@ def test_callbacks_are_retried_and_the_token_is_read_again_before_each(
         return None
 
     gateway.hooks.update(RUNNING=after_running, FINALIZING=finalizing)
-    job_dir = make_job(gateway, "sleep 0.3\nprintf 'a,b\\n' > mixing_index.csv\n", ca=azurite.ca_path)
+    job_dir = make_job(
+        gateway, "sleep 0.3\nprintf 'a,b\\n' > mixing_index.csv\n", ca=azurite.ca_path
+    )
     run = run_wrapper(job_dir)
     assert run.code == 0, run.stderr
     sent = [(r.status, r.token[:6], r.answered) for r in gateway.reports]
@@ -542,7 +575,10 @@ def test_callbacks_are_retried_and_the_token_is_read_again_before_each(
         ("FINALIZING", "third-", 200),  # read again after the 401
         ("COMPLETED", "third-", 200),
     ]
-    assert gateway.reports[-1].body["outputs"][0] == {"name": "mixing_index", "file": "mixing_index.csv"}
+    assert gateway.reports[-1].body["outputs"][0] == {
+        "name": "mixing_index",
+        "file": "mixing_index.csv",
+    }
     assert_no_secrets(run, SECOND, THIRD, sas_signature(container.grant))
 
 
@@ -551,7 +587,10 @@ def test_a_409_stops_all_reporting_and_the_job_keeps_its_exit_code(gateway: Fake
     job_dir = make_job(gateway, "echo done\n")
     run = run_wrapper(job_dir)
     assert run.code == 0
-    assert [(r.status, r.answered) for r in gateway.reports] == [("RUNNING", 200), ("FINALIZING", 409)]
+    assert [(r.status, r.answered) for r in gateway.reports] == [
+        ("RUNNING", 200),
+        ("FINALIZING", 409),
+    ]
     assert "409" in run.stderr
     assert (job_dir / ".simgate-exit-code").read_text() == "0\n"
     assert_no_secrets(run)
@@ -571,7 +610,9 @@ def test_a_failed_running_report_does_not_stop_the_job_and_no_upload_grant_fails
     gateway: FakeGateway,
 ) -> None:
     gateway.script["RUNNING"] = [(500, {})] * 4  # every attempt
-    gateway.script["FINALIZING"] = [(200, {"status": "FINALIZING"})]  # no grant: nothing to upload to
+    gateway.script["FINALIZING"] = [
+        (200, {"status": "FINALIZING"})
+    ]  # no grant: nothing to upload to
     job_dir = make_job(gateway, "echo ran > ran.txt\n")
     run = run_wrapper(job_dir)
     assert run.code == 0
@@ -593,12 +634,19 @@ def test_a_completed_report_the_gateway_refuses_is_sent_again_as_failed(
     gateway: FakeGateway, container: JobContainer, azurite: AzuriteFixture
 ) -> None:
     gateway.grant = container.grant
-    gateway.script["COMPLETED"] = [(422, {"title": "Unprocessable", "detail": "outputs were claimed that are not"})]
+    gateway.script["COMPLETED"] = [
+        (422, {"title": "Unprocessable", "detail": "outputs were claimed that are not"})
+    ]
     job_dir = make_job(gateway, "echo hi\n", ca=azurite.ca_path)
     run = run_wrapper(job_dir)
     assert run.code == 0
-    assert [(r.status, r.answered) for r in gateway.reports][-2:] == [("COMPLETED", 422), ("FAILED", 200)]
-    assert gateway.reports[-1].body["message"] == "the gateway refused the COMPLETED report (HTTP 422)"
+    assert [(r.status, r.answered) for r in gateway.reports][-2:] == [
+        ("COMPLETED", 422),
+        ("FAILED", 200),
+    ]
+    assert (
+        gateway.reports[-1].body["message"] == "the gateway refused the COMPLETED report (HTTP 422)"
+    )
     assert "outputs were claimed" in run.stderr
 
 
@@ -608,7 +656,11 @@ def test_sigterm_reaches_the_entry_and_the_job_ends_with_143(gateway: FakeGatewa
     out = (job_dir.parent / "wrapper.err").open("wb")
     with out:
         proc = subprocess.Popen(
-            [PYTHON, "simgate_wrapper.py"], cwd=job_dir, stdout=subprocess.DEVNULL, stderr=out, env=clean_env()
+            [PYTHON, "simgate_wrapper.py"],
+            cwd=job_dir,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            env=clean_env(),
         )
     try:
         deadline = time.monotonic() + 20
@@ -628,13 +680,19 @@ def test_sigterm_reaches_the_entry_and_the_job_ends_with_143(gateway: FakeGatewa
     assert gateway.reports[-1].body["message"].startswith("exit code 143")
 
 
-def test_a_cancel_that_signals_every_process_at_once_still_gets_its_reports(gateway: FakeGateway) -> None:
+def test_a_cancel_that_signals_every_process_at_once_still_gets_its_reports(
+    gateway: FakeGateway,
+) -> None:
     """scancel sends SIGTERM to all of a job's processes: the entry may die before the wrapper's copy arrives."""
     job_dir = make_job(gateway, "echo started > started\nexec sleep 30\n")
     out = (job_dir.parent / "wrapper.err").open("wb")
     with out:
         proc = subprocess.Popen(
-            [PYTHON, "simgate_wrapper.py"], cwd=job_dir, stdout=subprocess.DEVNULL, stderr=out, env=clean_env(),
+            [PYTHON, "simgate_wrapper.py"],
+            cwd=job_dir,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            env=clean_env(),
             start_new_session=True,
         )
     try:
@@ -642,10 +700,16 @@ def test_a_cancel_that_signals_every_process_at_once_still_gets_its_reports(gate
         while not ((job_dir / "started").exists() and gateway.accepted()):
             assert time.monotonic() < deadline, "the entry did not start"
             time.sleep(0.05)
-        entry = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0])
+        entry = int(
+            subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()[0]
+        )
         finalizing = threading.Event()
 
-        def slow(report: Report) -> None:  # the wrapper is busy reporting when its own copy of the signal lands
+        def slow(
+            report: Report,
+        ) -> None:  # the wrapper is busy reporting when its own copy of the signal lands
             finalizing.set()
             time.sleep(1.5)
 
@@ -671,11 +735,15 @@ def test_progress_written_by_the_entry_is_reported_while_it_runs(gateway: FakeGa
 
 
 def test_an_untrusted_gateway_certificate_is_not_retried(tls_gateway: FakeGateway) -> None:
-    job_dir = make_job(tls_gateway, "echo ran > ran.txt\nexit 5\n", retry={"attempts": 8, "first_delay": 5})
+    job_dir = make_job(
+        tls_gateway, "echo ran > ran.txt\nexit 5\n", retry={"attempts": 8, "first_delay": 5}
+    )
     started = time.monotonic()
     run = run_wrapper(job_dir)
     assert run.code == 5
-    assert time.monotonic() - started < 5  # no retry delays: a certificate does not get trusted by waiting
+    assert (
+        time.monotonic() - started < 5
+    )  # no retry delays: a certificate does not get trusted by waiting
     assert (job_dir / "ran.txt").exists()
     assert tls_gateway.reports == []
     assert "CERTIFICATE_VERIFY_FAILED" in run.stderr
@@ -741,7 +809,9 @@ def test_uploads_go_through_the_https_proxy_the_environment_names(
     with connect_proxy() as proxy:
         run = run_wrapper(job_dir, env=clean_env(https_proxy=proxy.url))
     assert run.code == 0, run.stderr
-    assert gateway.reports[-1].body["status"] == "COMPLETED"  # the plain-HTTP callbacks went straight
+    assert (
+        gateway.reports[-1].body["status"] == "COMPLETED"
+    )  # the plain-HTTP callbacks went straight
     assert proxy.targets
     assert set(proxy.targets) == {f"127.0.0.1:{azurite.ports.blob}"}
     assert blob_text(container, "simgate-stdout.log") == "through the proxy\n"

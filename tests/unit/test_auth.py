@@ -27,7 +27,9 @@ def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("AUTH_ISSUER", DEV_ISSUER)
     monkeypatch.setenv("AUTH_AUDIENCE", DEV_AUDIENCE)
     monkeypatch.setenv("AUTH_JWKS", str(jwks))
-    monkeypatch.delenv("AUTH_REQUIRED_SCOPE", raising=False)  # the session's gateway may have set it
+    monkeypatch.delenv(
+        "AUTH_REQUIRED_SCOPE", raising=False
+    )  # the session's gateway may have set it
     reset_services()
     reset_services()
     yield private
@@ -46,7 +48,9 @@ def test_a_good_token_names_the_caller(keys: Path) -> None:
 
 
 def test_entra_object_id_is_the_stable_user_id(keys: Path) -> None:
-    who = auth.authenticate(bearer(mint(keys, "pairwise-sub", oid="0000-1111", preferred_username="m@x.org")))
+    who = auth.authenticate(
+        bearer(mint(keys, "pairwise-sub", oid="0000-1111", preferred_username="m@x.org"))
+    )
     assert (who.user_id, who.name) == ("0000-1111", "m@x.org")
 
 
@@ -54,7 +58,9 @@ def test_a_role_claim_that_is_not_a_list_grants_nothing(keys: Path) -> None:
     assert not auth.authenticate(bearer(mint(keys, "eve", roles="simgate.admin"))).is_admin
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic bWFydGluOng=", "martin", "Token abc"])
+@pytest.mark.parametrize(
+    "header", [None, "", "Bearer", "Bearer ", "Basic bWFydGluOng=", "martin", "Token abc"]
+)
 def test_no_bearer_token_is_refused(keys: Path, header: str | None) -> None:
     with pytest.raises(Unauthenticated, match="Bearer token is required"):
         auth.authenticate(header)
@@ -68,7 +74,10 @@ def test_expiry_is_checked_with_a_small_leeway(keys: Path) -> None:
 
 @pytest.mark.parametrize(
     ("claims", "says"),
-    [({"audience": "api://other"}, "(?i)audience"), ({"issuer": "https://evil.example/"}, "(?i)issuer")],
+    [
+        ({"audience": "api://other"}, "(?i)audience"),
+        ({"issuer": "https://evil.example/"}, "(?i)issuer"),
+    ],
 )
 def test_wrong_audience_or_issuer_is_refused(keys: Path, claims: dict[str, str], says: str) -> None:
     with pytest.raises(Unauthenticated, match=says):
@@ -102,7 +111,9 @@ def test_alg_none_is_refused(keys: Path) -> None:
 def test_hmac_signed_with_the_public_key_is_refused(keys: Path) -> None:
     # The classic algorithm confusion: HS256 "signed" with the public key, which an attacker can read.
     public = jwt.PyJWK(json.loads(Path(get_settings().auth_jwks).read_text())["keys"][0]).key
-    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     claims = {"iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": "eve", "exp": int(time.time()) + 60}
     signing_input = f"{_b64({'alg': 'HS256', 'typ': 'JWT', 'kid': 'simgate-dev-1'})}.{_b64(claims)}"
     mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
@@ -115,7 +126,9 @@ def test_a_token_without_subject_is_refused(keys: Path) -> None:
     token = mint(keys, "martin")
     claims = jwt.decode(token, options={"verify_signature": False})
     del claims["sub"]
-    resigned = jwt.encode(claims, keys.read_bytes(), algorithm="RS256", headers={"kid": "simgate-dev-1"})
+    resigned = jwt.encode(
+        claims, keys.read_bytes(), algorithm="RS256", headers={"kid": "simgate-dev-1"}
+    )
     with pytest.raises(Unauthenticated, match="sub"):
         auth.authenticate(bearer(resigned))
 
@@ -126,7 +139,9 @@ def test_garbage_is_refused_not_crashed(keys: Path) -> None:
             auth.authenticate(bearer(junk))
 
 
-def test_no_key_set_configured_is_unavailable_not_a_crash(keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_key_set_configured_is_unavailable_not_a_crash(
+    keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AUTH_JWKS", "")
     reset_services()
     reset_services()
@@ -154,14 +169,19 @@ def required_scope(monkeypatch: pytest.MonkeyPatch, scope: str) -> None:
     reset_services()
 
 
-@pytest.mark.parametrize("claims", [{"sub": ""}, {"sub": "   "}, {"sub": "", "oid": ""}, {"sub": "", "oid": 7}])
+@pytest.mark.parametrize(
+    "claims", [{"sub": ""}, {"sub": "   "}, {"sub": "", "oid": ""}, {"sub": "", "oid": 7}]
+)
 def test_a_token_that_names_nobody_is_refused(keys: Path, claims: dict[str, object]) -> None:
     with pytest.raises(Unauthenticated, match="names no user"):
         auth.authenticate(bearer(mint(keys, "martin", **claims)))  # type: ignore[arg-type]
 
 
 def test_an_empty_sub_with_an_oid_is_the_oid(keys: Path) -> None:
-    assert auth.authenticate(bearer(mint(keys, "martin", sub="", oid="0000-1111"))).user_id == "0000-1111"
+    assert (
+        auth.authenticate(bearer(mint(keys, "martin", sub="", oid="0000-1111"))).user_id
+        == "0000-1111"
+    )
     assert auth.authenticate(bearer(mint(keys, "bob", oid=""))).user_id == "bob"
 
 
@@ -184,12 +204,19 @@ def test_with_a_scope_required_a_token_without_scp_is_refused(
     for claims in ({"scp": None}, {"scp": ""}, {"scp": ["access_as_user"]}):
         with pytest.raises(Unauthenticated, match="no delegated scope"):
             auth.authenticate(bearer(mint(keys, "daemon", **claims)))  # type: ignore[arg-type]
-    assert auth.authenticate(bearer(mint(keys, "martin"))).user_id == "martin"  # dev tokens carry the scope
+    assert (
+        auth.authenticate(bearer(mint(keys, "martin"))).user_id == "martin"
+    )  # dev tokens carry the scope
 
 
-def test_a_named_scope_must_be_among_the_tokens_scopes(keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_named_scope_must_be_among_the_tokens_scopes(
+    keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     required_scope(monkeypatch, "access_as_user")
-    assert auth.authenticate(bearer(mint(keys, "martin", scp="openid access_as_user"))).user_id == "martin"
+    assert (
+        auth.authenticate(bearer(mint(keys, "martin", scp="openid access_as_user"))).user_id
+        == "martin"
+    )
     for scp in ("access_as_admin", "access_as_user_2", "Access_As_User"):
         with pytest.raises(Unauthenticated, match="lacks the scope 'access_as_user'"):
             auth.authenticate(bearer(mint(keys, "martin", scp=scp)))

@@ -23,7 +23,10 @@ def handler(x: int) -> int:
 
 def test_functions_lazy_imports_and_cached_singletons_are_counted() -> None:
     figures = measure_source("m.py", SOURCE)
-    assert [(f.name, f.line, f.lines) for f in figures.functions] == [("settings", 5, 3), ("handler", 10, 4)]
+    assert [(f.name, f.line, f.lines) for f in figures.functions] == [
+        ("settings", 5, 3),
+        ("handler", 10, 4),
+    ]
     assert figures.lazy_imports == 1
     assert [(s.name, s.line) for s in figures.singletons] == [("settings", 5)]
     assert figures.memos == []
@@ -31,7 +34,7 @@ def test_functions_lazy_imports_and_cached_singletons_are_counted() -> None:
 
 
 def test_memos_constants_and_module_level_caches_are_told_apart() -> None:
-    source = '''\
+    source = """\
 import functools, weakref
 
 _pools = weakref.WeakKeyDictionary()
@@ -60,7 +63,7 @@ def document() -> str:
 def note(x: str) -> None:
     global _CLIENT
     _seen.append(x)
-'''
+"""
     figures = measure_source("m.py", source)
     assert sorted(s.name for s in figures.singletons) == ["_CLIENT", "_KEYS", "_pools", "_seen"]
     assert sorted(m.name for m in figures.memos) == ["document", "read"]

@@ -13,13 +13,29 @@ from core.errors import Conflict
 from core.reconcile import resend_due
 from core.records import Job
 from core.states import JobState
-from core.transitions import cancel_confirmed, cancel_requested, reported_end, resend_noted, seen_alive
+from core.transitions import (
+    cancel_confirmed,
+    cancel_requested,
+    reported_end,
+    resend_noted,
+    seen_alive,
+)
 from core.transitions import lost as lost_job
 
 
 def job(status: JobState, **changes: Any) -> Job:
-    return Job(job_id="0123456789abcdef-8765432109876-abcdef", owner="o", owner_name="o", case_id=2, title="t",
-               description="", status=status, created_at="c", updated_at="2026-01-01T00:00:00.000Z", **changes)
+    return Job(
+        job_id="0123456789abcdef-8765432109876-abcdef",
+        owner="o",
+        owner_name="o",
+        case_id=2,
+        title="t",
+        description="",
+        status=status,
+        created_at="c",
+        updated_at="2026-01-01T00:00:00.000Z",
+        **changes,
+    )
 
 
 def test_a_job_no_dispatcher_has_claimed_is_cancelled_at_once() -> None:
@@ -36,7 +52,9 @@ def test_a_job_on_a_simulator_is_cancelling_until_its_scheduler_confirms(status:
     assert moved.status is JobState.CANCELLING
     claimed = cancel_requested(job(JobState.SUBMITTED, dispatch_message="m1"), "martin")
     assert claimed is not None
-    assert claimed.status is JobState.CANCELLING  # a dispatch is under way: it stops the job once submitted
+    assert (
+        claimed.status is JobState.CANCELLING
+    )  # a dispatch is under way: it stops the job once submitted
 
 
 @pytest.mark.parametrize("status", [JobState.CANCELLING, JobState.CANCELLED])
@@ -57,13 +75,16 @@ def test_only_a_cancelling_job_is_confirmed_cancelled() -> None:
     assert cancel_confirmed(job(JobState.COMPLETED)) is None
 
 
-@pytest.mark.parametrize(("current", "reported", "settled"), [
-    (JobState.CANCELLING, JobState.FAILED, JobState.CANCELLED),
-    (JobState.CANCELLING, JobState.COMPLETED, JobState.CANCELLED),
-    (JobState.CANCELLING, JobState.FINALIZING, JobState.FINALIZING),
-    (JobState.RUNNING, JobState.FAILED, JobState.FAILED),
-    (JobState.FINALIZING, JobState.COMPLETED, JobState.COMPLETED),
-])
+@pytest.mark.parametrize(
+    ("current", "reported", "settled"),
+    [
+        (JobState.CANCELLING, JobState.FAILED, JobState.CANCELLED),
+        (JobState.CANCELLING, JobState.COMPLETED, JobState.CANCELLED),
+        (JobState.CANCELLING, JobState.FINALIZING, JobState.FINALIZING),
+        (JobState.RUNNING, JobState.FAILED, JobState.FAILED),
+        (JobState.FINALIZING, JobState.COMPLETED, JobState.COMPLETED),
+    ],
+)
 def test_a_final_report_while_cancelling_ends_the_job_cancelled(
     current: JobState, reported: JobState, settled: JobState
 ) -> None:
@@ -74,7 +95,11 @@ def test_a_swept_job_its_scheduler_lost_fails_with_the_exit_code_it_left() -> No
     seen = job(JobState.RUNNING, scheduler_id="7")
     lost = lost_job(seen, seen, None)
     assert lost is not None
-    assert (lost.status, lost.reason, lost.history[-1].by) == (JobState.FAILED, "lost by scheduler", "reconciler")
+    assert (lost.status, lost.reason, lost.history[-1].by) == (
+        JobState.FAILED,
+        "lost by scheduler",
+        "reconciler",
+    )
     with_code = lost_job(seen, seen, 0)
     assert with_code is not None
     assert with_code.reason == "lost by scheduler (exit code 0)"
@@ -95,7 +120,9 @@ def test_a_report_that_arrived_after_the_sweep_wins() -> None:
     noted = seen_alive(seen, seen)
     assert noted is not None
     assert noted.checked_at is not None
-    assert noted.updated_at == seen.updated_at  # a check is not a report: the job stays silent until it reports
+    assert (
+        noted.updated_at == seen.updated_at
+    )  # a check is not a report: the job stays silent until it reports
 
 
 SUBMITTED_AT = datetime.fromisoformat("2026-01-01T00:00:00.000Z")
@@ -110,28 +137,46 @@ def stamp(minutes: float) -> str:
     return later(minutes).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@pytest.mark.parametrize(("waiting", "changes", "minutes", "sent"), [
-    # A run whose dispatch message was lost: SUBMITTED, no dispatcher claimed it.
-    (JobState.SUBMITTED, {}, 5, "dispatch"),
-    (JobState.SUBMITTED, {}, 4.9, None),  # its message may still be in the queue, on its way
-    # Claimed: its own message is in the queue until the dispatch ends (the host is retrying it, or its lease runs
-    # out after its worker died, and it comes back): a second message could not dispatch it anyway.
-    (JobState.SUBMITTED, {"dispatch_message": "m1"}, 60, None),
-    (JobState.SUBMITTED, {"dispatch_message": "m1", "dispatch_error": "ssh: connection refused"}, 60, None),
-    # A cancel whose message was lost: CANCELLING, with a scheduler id to cancel.
-    (JobState.CANCELLING, {"scheduler_id": "7"}, 5, "cancel"),
-    (JobState.CANCELLING, {"scheduler_id": "7"}, 4.9, None),
-    (JobState.CANCELLING, {"scheduler_id": "7"}, 600, "cancel"),  # once per pass, for as long as it takes
-    (JobState.CANCELLING, {"dispatch_message": "m1"}, 60, None),  # its dispatcher stops it once submitted
-    # No message goes with these states.
-    (JobState.DRAFT, {}, 60, None),
-    (JobState.QUEUED, {"scheduler_id": "7"}, 60, None),
-    (JobState.RUNNING, {"scheduler_id": "7"}, 60, None),
-    (JobState.FINALIZING, {"scheduler_id": "7"}, 60, None),
-    (JobState.COMPLETED, {}, 60, None),
-    (JobState.CANCELLED, {}, 60, None),
-    (JobState.FAILED, {}, 60, None),
-])
+@pytest.mark.parametrize(
+    ("waiting", "changes", "minutes", "sent"),
+    [
+        # A run whose dispatch message was lost: SUBMITTED, no dispatcher claimed it.
+        (JobState.SUBMITTED, {}, 5, "dispatch"),
+        (JobState.SUBMITTED, {}, 4.9, None),  # its message may still be in the queue, on its way
+        # Claimed: its own message is in the queue until the dispatch ends (the host is retrying it, or its lease runs
+        # out after its worker died, and it comes back): a second message could not dispatch it anyway.
+        (JobState.SUBMITTED, {"dispatch_message": "m1"}, 60, None),
+        (
+            JobState.SUBMITTED,
+            {"dispatch_message": "m1", "dispatch_error": "ssh: connection refused"},
+            60,
+            None,
+        ),
+        # A cancel whose message was lost: CANCELLING, with a scheduler id to cancel.
+        (JobState.CANCELLING, {"scheduler_id": "7"}, 5, "cancel"),
+        (JobState.CANCELLING, {"scheduler_id": "7"}, 4.9, None),
+        (
+            JobState.CANCELLING,
+            {"scheduler_id": "7"},
+            600,
+            "cancel",
+        ),  # once per pass, for as long as it takes
+        (
+            JobState.CANCELLING,
+            {"dispatch_message": "m1"},
+            60,
+            None,
+        ),  # its dispatcher stops it once submitted
+        # No message goes with these states.
+        (JobState.DRAFT, {}, 60, None),
+        (JobState.QUEUED, {"scheduler_id": "7"}, 60, None),
+        (JobState.RUNNING, {"scheduler_id": "7"}, 60, None),
+        (JobState.FINALIZING, {"scheduler_id": "7"}, 60, None),
+        (JobState.COMPLETED, {}, 60, None),
+        (JobState.CANCELLED, {}, 60, None),
+        (JobState.FAILED, {}, 60, None),
+    ],
+)
 def test_which_jobs_get_their_message_sent_again(
     waiting: JobState, changes: dict[str, Any], minutes: float, sent: str | None
 ) -> None:
@@ -152,11 +197,14 @@ def test_each_dispatch_sent_again_waits_as_long_as_the_job_had_waited() -> None:
     assert waiting.updated_at == job(JobState.SUBMITTED).updated_at  # a re-send is not a report
 
 
-@pytest.mark.parametrize("meanwhile", [
-    {"dispatch_message": "m1"},  # a dispatcher claimed it after the sweep read it
-    {"status": JobState.CANCELLED},  # cancelled before any dispatcher took it
-    {"checked_at": "2026-01-01T00:05:00.000Z"},  # another pass sent it again already
-])
+@pytest.mark.parametrize(
+    "meanwhile",
+    [
+        {"dispatch_message": "m1"},  # a dispatcher claimed it after the sweep read it
+        {"status": JobState.CANCELLED},  # cancelled before any dispatcher took it
+        {"checked_at": "2026-01-01T00:05:00.000Z"},  # another pass sent it again already
+    ],
+)
 def test_a_job_that_changed_since_the_sweep_gets_no_message(meanwhile: dict[str, Any]) -> None:
     seen = job(JobState.SUBMITTED)
     assert resend_noted(replace(seen, **meanwhile), seen, stamp(5)) is None

@@ -50,7 +50,9 @@ def variants(case: Case) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def all_variants() -> list[Any]:
     cases = load_catalog(CASES_DIR).cases
-    return [pytest.param(c.slug, v, id=f"{c.slug}:{label}") for c in cases for label, v in variants(c)]
+    return [
+        pytest.param(c.slug, v, id=f"{c.slug}:{label}") for c in cases for label, v in variants(c)
+    ]
 
 
 def render(catalog: Catalog, slug: str, values: dict[str, Any]) -> dict[str, RenderedFile]:
@@ -83,7 +85,9 @@ def foam_value(text: str, key: str) -> str:
 
 def block_cells(block_mesh_dict: str) -> list[tuple[int, int, int]]:
     """The cell counts of every block of a blockMeshDict."""
-    counts = re.findall(r"hex\s*\([\d\s]+\)\s*(?:\w+\s*)?\((\d+)\s+(\d+)\s+(\d+)\)", block_mesh_dict)
+    counts = re.findall(
+        r"hex\s*\([\d\s]+\)\s*(?:\w+\s*)?\((\d+)\s+(\d+)\s+(\d+)\)", block_mesh_dict
+    )
     return [(int(a), int(b), int(c)) for a, b, c in counts]
 
 
@@ -92,13 +96,20 @@ def block_cells(block_mesh_dict: str) -> list[tuple[int, int, int]]:
 
 def test_the_shipped_cases_load_with_their_ids_slugs_and_targets(catalog: Catalog) -> None:
     found = [(c.id, c.slug, c.target) for c in catalog.cases]
-    assert found == [(1, "cavity", "cluster"), (2, "smoothie", "local"), (3, "dam-break", "cluster")]
+    assert found == [
+        (1, "cavity", "cluster"),
+        (2, "smoothie", "local"),
+        (3, "dam-break", "cluster"),
+    ]
 
 
 def test_the_openfoam_cases_say_they_need_it(catalog: Catalog) -> None:
     # The smoothie needs only python3, which every target has (the wrapper runs on it).
     assert {c.slug: c.requires for c in catalog.cases} == {
-        "cavity": ("openfoam",), "smoothie": (), "dam-break": ("openfoam",)}
+        "cavity": ("openfoam",),
+        "smoothie": (),
+        "dam-break": ("openfoam",),
+    }
 
 
 @pytest.mark.parametrize("slug", ["cavity", "smoothie", "dam-break"])
@@ -109,7 +120,9 @@ def test_every_field_is_documented_and_bounded(catalog: Catalog, slug: str) -> N
         assert field.default is not None, f"{field.name}: needs a default"
         if isinstance(field, FloatField | IntField):
             assert field.units, f"{field.name}: needs units"
-            assert None not in (field.min, field.max, field.step), f"{field.name}: needs min, max and step"
+            assert None not in (field.min, field.max, field.step), (
+                f"{field.name}: needs min, max and step"
+            )
             assert field.min is not None
             assert field.step is not None
             assert on_step_grid(field.default, field.min, field.step)
@@ -167,18 +180,26 @@ def assert_foam_dictionary(path: str, text: str) -> None:
 
 def check_values(slug: str, values: dict[str, Any], files: dict[str, RenderedFile]) -> None:
     texts = {path: f.text for path, f in files.items()}
-    {"cavity": check_cavity, "smoothie": check_smoothie, "dam-break": check_dam_break}[slug](values, texts)
+    {"cavity": check_cavity, "smoothie": check_smoothie, "dam-break": check_dam_break}[slug](
+        values, texts
+    )
 
 
 def check_cavity(values: dict[str, Any], texts: dict[str, str]) -> None:
     nu, lid, end = values["kinematic_viscosity"], values["lid_velocity"], values["end_time"]
-    assert re.search(entry("nu", rf"\[0 2 -1 0 0 0 0\] {number(nu)}"), texts["constant/transportProperties"])
+    assert re.search(
+        entry("nu", rf"\[0 2 -1 0 0 0 0\] {number(nu)}"), texts["constant/transportProperties"]
+    )
     moving_wall = sub_dictionary(texts["0/U"], "movingWall")
     assert re.search(entry("value", rf"uniform \({number(lid)} 0 0\)"), moving_wall)
     control = texts["system/controlDict"]
     assert re.search(entry("endTime", number(end)), control)
-    assert re.search(entry("writeInterval", number(end)), control)  # written once, at the end, for the sampling
-    assert re.search(rf"(?m)^lid_velocity={number(lid)}$", texts["run.sh"])  # the divergence check's bound
+    assert re.search(
+        entry("writeInterval", number(end)), control
+    )  # written once, at the end, for the sampling
+    assert re.search(
+        rf"(?m)^lid_velocity={number(lid)}$", texts["run.sh"]
+    )  # the divergence check's bound
     check_cavity_numerics(values, texts)
 
 
@@ -188,16 +209,24 @@ def check_cavity_numerics(values: dict[str, Any], texts: dict[str, str]) -> None
     delta_t = float(foam_value(texts["system/controlDict"], "deltaT"))
     dx = 0.1 / nx
     assert 2.0 * delta_t / dx <= 0.5 + 1e-12, "Courant number above 0.5 at the fastest lid"
-    assert on_step_grid(0.1, 0.0, delta_t), "end times (multiples of 0.1 s) must fall on a time step"
+    assert on_step_grid(0.1, 0.0, delta_t), (
+        "end times (multiples of 0.1 s) must fall on a time step"
+    )
     # Correctors icoFoam v1912 was measured to need at each diffusion number ν·Δt/Δx² (fewer diverge).
     diffusion = values["kinematic_viscosity"] * delta_t / dx**2
-    needed = next(n for limit, n in ((10, 2), (20, 3), (50, 4), (100, 6), (200, 10)) if diffusion <= limit * 1.0001)
+    needed = next(
+        n
+        for limit, n in ((10, 2), (20, 3), (50, 4), (100, 6), (200, 10))
+        if diffusion <= limit * 1.0001
+    )
     assert int(foam_value(texts["system/fvSolution"], "nCorrectors")) >= needed
 
 
 def check_smoothie(values: dict[str, Any], texts: dict[str, str]) -> None:
     params = json.loads(texts["params.json"])
-    model_values = {k: v for k, v in values.items() if k != "label"}  # the label is the log's, not the model's
+    model_values = {
+        k: v for k, v in values.items() if k != "label"
+    }  # the label is the log's, not the model's
     assert params == model_values
     assert {k: type(v) for k, v in params.items()} == {k: type(v) for k, v in model_values.items()}
     assert f"printf 'run.sh: run label: %s\\n' {shlex.quote(values['label'])}\n" in texts["run.sh"]
@@ -217,13 +246,17 @@ def check_dam_break(values: dict[str, Any], texts: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("slug", ["cavity", "smoothie", "dam-break"])
-def test_the_entry_script_is_posix_sh_that_stops_on_errors(catalog: Catalog, slug: str, tmp_path: Path) -> None:
+def test_the_entry_script_is_posix_sh_that_stops_on_errors(
+    catalog: Catalog, slug: str, tmp_path: Path
+) -> None:
     case = catalog.get(slug)
     script = render(catalog, slug, case.defaults())[case.entry].text
     assert script.startswith("#!/bin/sh\n")
     assert re.search(r"(?m)^set -eu$", script)
     (tmp_path / "run.sh").write_text(script, encoding="utf-8")
-    checked = subprocess.run(["sh", "-n", str(tmp_path / "run.sh")], capture_output=True, text=True, check=False)
+    checked = subprocess.run(
+        ["sh", "-n", str(tmp_path / "run.sh")], capture_output=True, text=True, check=False
+    )
     assert checked.returncode == 0, checked.stderr
 
 
@@ -240,7 +273,9 @@ def test_a_value_outside_a_choice_fails_to_render(catalog: Catalog) -> None:
 
 @pytest.fixture(scope="module")
 def model() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("smoothie_model", CASES_DIR / "smoothie" / "model.py")
+    spec = importlib.util.spec_from_file_location(
+        "smoothie_model", CASES_DIR / "smoothie" / "model.py"
+    )
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -251,7 +286,9 @@ def model() -> ModuleType:
 
 @pytest.fixture
 def smoothie_params(catalog: Catalog) -> dict[str, Any]:
-    return {k: v for k, v in catalog.get("smoothie").defaults().items() if k != "label"}  # params.json has no label
+    return {
+        k: v for k, v in catalog.get("smoothie").defaults().items() if k != "label"
+    }  # params.json has no label
 
 
 @pytest.mark.parametrize(
@@ -282,7 +319,9 @@ def test_the_model_refuses_a_missing_field_or_a_nan(
     model: ModuleType, smoothie_params: dict[str, Any], tmp_path: Path
 ) -> None:
     path = tmp_path / "params.json"
-    path.write_text(json.dumps({k: v for k, v in smoothie_params.items() if k != "mesh"}), encoding="utf-8")
+    path.write_text(
+        json.dumps({k: v for k, v in smoothie_params.items() if k != "mesh"}), encoding="utf-8"
+    )
     with pytest.raises(model.InvalidParams, match="mesh"):
         model.load_params(path)
     path.write_text(json.dumps({**smoothie_params, "fruit_density": math.nan}), encoding="utf-8")
@@ -292,11 +331,15 @@ def test_the_model_refuses_a_missing_field_or_a_nan(
 
 
 @pytest.mark.parametrize("beta", [1e-9, 0.3, 7.0, 1e4, 1e9])
-def test_the_periodic_diffusion_solve_is_exact_and_conservative(model: ModuleType, beta: float) -> None:
+def test_the_periodic_diffusion_solve_is_exact_and_conservative(
+    model: ModuleType, beta: float
+) -> None:
     x = [math.sin(3 * j) ** 2 + (j % 7) / 7 for j in range(64)]
     y = model.solve_periodic(x, beta)
     n = len(x)
-    residual = max(abs((1 + 2 * beta) * y[j] - beta * (y[j - 1] + y[(j + 1) % n]) - x[j]) for j in range(n))
+    residual = max(
+        abs((1 + 2 * beta) * y[j] - beta * (y[j - 1] + y[(j + 1) % n]) - x[j]) for j in range(n)
+    )
     assert residual <= 1e-9 * max(1.0, beta)
     assert math.fsum(y) == pytest.approx(math.fsum(x), rel=1e-12)
     # Diffusion creates no new extremes.
@@ -316,7 +359,9 @@ def test_radial_diffusion_conserves_fruit_and_keeps_it_bounded(
     assert all(-1e-12 <= c <= 1 + 1e-12 for row in grid.conc for c in row)
 
 
-def test_the_initial_dollop_holds_the_fruit_fraction(model: ModuleType, smoothie_params: dict[str, Any]) -> None:
+def test_the_initial_dollop_holds_the_fruit_fraction(
+    model: ModuleType, smoothie_params: dict[str, Any]
+) -> None:
     for fraction in (0.05, 0.4, 0.95):
         grid = model.initial_grid(model.Params(**{**smoothie_params, "fruit_fraction": fraction}))
         mean, _ = model.statistics(grid)
@@ -325,15 +370,26 @@ def test_the_initial_dollop_holds_the_fruit_fraction(model: ModuleType, smoothie
 
 @pytest.mark.parametrize(
     ("field", "low", "high", "faster_when_higher"),
-    [("blade_speed", 1000, 20000, True), ("base_viscosity", 0.002, 5.0, False), ("fruit_viscosity", 0.1, 20.0, False)],
+    [
+        ("blade_speed", 1000, 20000, True),
+        ("base_viscosity", 0.002, 5.0, False),
+        ("fruit_viscosity", 0.1, 20.0, False),
+    ],
 )
 def test_stirring_grows_with_blade_speed_and_falls_with_viscosity(
-    model: ModuleType, smoothie_params: dict[str, Any], field: str, low: float, high: float, faster_when_higher: bool
+    model: ModuleType,
+    smoothie_params: dict[str, Any],
+    field: str,
+    low: float,
+    high: float,
+    faster_when_higher: bool,
 ) -> None:
     def physics(value: float) -> Any:
         return model.derive_physics(model.Params(**{**smoothie_params, field: value}))
 
-    slow, fast = (physics(low), physics(high)) if faster_when_higher else (physics(high), physics(low))
+    slow, fast = (
+        (physics(low), physics(high)) if faster_when_higher else (physics(high), physics(low))
+    )
     assert fast.eddy_diffusivity > slow.eddy_diffusivity
     assert fast.reynolds > slow.reynolds
     assert fast.swirl_speed >= slow.swirl_speed

@@ -26,23 +26,46 @@ GOOD: dict[str, Any] = {
     "entry": "run.sh",
     "scripts": [{"template": "run.sh.j2", "path": "run.sh", "executable": True}],
     "resources": {"nodes": 1, "cpus": 2, "walltime": "00:10:00"},
-    "outputs": [{"name": "series", "glob": "series.csv", "label": "Series", "content_type": "text/csv"}],
+    "outputs": [
+        {"name": "series", "glob": "series.csv", "label": "Series", "content_type": "text/csv"}
+    ],
     "fields": [
         {
             "type": "group",
             "name": "water",
             "label": "Water",
             "fields": [
-                {"type": "float", "name": "water_density", "label": "Density", "units": "kg/m³",
-                 "min": 900, "max": 1100, "step": 0.5, "default": 998.5},
-                {"type": "choice", "name": "mesh", "label": "Mesh",
-                 "options": [{"value": "coarse", "label": "Coarse"}, {"value": "fine", "label": "Fine"}],
-                 "default": "coarse"},
+                {
+                    "type": "float",
+                    "name": "water_density",
+                    "label": "Density",
+                    "units": "kg/m³",
+                    "min": 900,
+                    "max": 1100,
+                    "step": 0.5,
+                    "default": 998.5,
+                },
+                {
+                    "type": "choice",
+                    "name": "mesh",
+                    "label": "Mesh",
+                    "options": [
+                        {"value": "coarse", "label": "Coarse"},
+                        {"value": "fine", "label": "Fine"},
+                    ],
+                    "default": "coarse",
+                },
             ],
         },
         {"type": "int", "name": "steps", "label": "Steps", "min": 1, "max": 100, "default": 10},
         {"type": "bool", "name": "pulse", "label": "Pulse", "default": False},
-        {"type": "string", "name": "note", "label": "Note", "pattern": "[a-z ]*", "required": False},
+        {
+            "type": "string",
+            "name": "note",
+            "label": "Note",
+            "pattern": "[a-z ]*",
+            "required": False,
+        },
     ],
 }
 
@@ -72,7 +95,12 @@ def test_a_good_case_loads_with_its_field_tree(tmp_path: Path) -> None:
     case = catalog.get(7)
     assert catalog.get("tank") is case
     assert [f.name for f in case.leaves()] == ["water_density", "mesh", "steps", "pulse", "note"]
-    assert case.defaults() == {"water_density": 998.5, "mesh": "coarse", "steps": 10, "pulse": False}
+    assert case.defaults() == {
+        "water_density": 998.5,
+        "mesh": "coarse",
+        "steps": 10,
+        "pulse": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -98,7 +126,9 @@ def test_a_good_case_loads_with_its_field_tree(tmp_path: Path) -> None:
         ({"requires": "openfoam"}, "requires"),
     ],
 )
-def test_a_broken_case_file_names_the_file_and_the_field(tmp_path: Path, changes: dict[str, Any], named: str) -> None:
+def test_a_broken_case_file_names_the_file_and_the_field(
+    tmp_path: Path, changes: dict[str, Any], named: str
+) -> None:
     write_case(tmp_path, broken(**changes))
     with pytest.raises(CatalogError) as caught:
         load_catalog(tmp_path)
@@ -157,9 +187,17 @@ def test_public_views_never_expose_scripts_targets_or_globs(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("value", "origin", "step", "expected"),
-    [(0.3, 0.1, 0.1, True), (0.35, 0.1, 0.1, False), (1e-05, 1e-06, 1e-06, True), (7, 1, 2, True), (8, 1, 2, False)],
+    [
+        (0.3, 0.1, 0.1, True),
+        (0.35, 0.1, 0.1, False),
+        (1e-05, 1e-06, 1e-06, True),
+        (7, 1, 2, True),
+        (8, 1, 2, False),
+    ],
 )
-def test_step_grid_is_judged_in_decimal(value: float, origin: float, step: float, expected: bool) -> None:
+def test_step_grid_is_judged_in_decimal(
+    value: float, origin: float, step: float, expected: bool
+) -> None:
     assert on_step_grid(value, origin, step) is expected
 
 
@@ -167,8 +205,14 @@ def test_step_grid_is_judged_in_decimal(value: float, origin: float, step: float
 
 
 def target(**extra: Any) -> Target:
-    spec = {"host": "hpc.example.org", "user": "sim", "key_file": "k", "known_hosts": "hpc.example.org ssh-ed25519 A",
-            "base_dir": "/scratch/sim", **extra}
+    spec = {
+        "host": "hpc.example.org",
+        "user": "sim",
+        "key_file": "k",
+        "known_hosts": "hpc.example.org ssh-ed25519 A",
+        "base_dir": "/scratch/sim",
+        **extra,
+    }
     return parse_targets(json.dumps({"local": spec}))["local"]
 
 
@@ -183,7 +227,9 @@ def test_a_case_declares_what_it_requires(tmp_path: Path) -> None:
     assert load_catalog(tmp_path / "plain").get(7).requires == ()
 
 
-def test_a_target_lacking_a_requirement_makes_the_case_unavailable_naming_what_is_missing(tmp_path: Path) -> None:
+def test_a_target_lacking_a_requirement_makes_the_case_unavailable_naming_what_is_missing(
+    tmp_path: Path,
+) -> None:
     case = needing(tmp_path, "openfoam", "gnuplot")
     note = unavailable_note(case, {"local": target(provides=["gnuplot"])})
     assert note == "This case needs OpenFOAM, which its simulator does not provide."
@@ -191,16 +237,22 @@ def test_a_target_lacking_a_requirement_makes_the_case_unavailable_naming_what_i
     assert both == "This case needs OpenFOAM and gnuplot, which its simulator does not provide."
     view = case_detail(case, note)
     assert (view.available, view.note) == (False, note)
-    assert "local" not in note  # the note never names the target (the public views keep targets private)
+    assert (
+        "local" not in note
+    )  # the note never names the target (the public views keep targets private)
 
 
-@pytest.mark.parametrize("targets", [
-    {"local": target(provides=["openfoam", "gnuplot"])},
-    {"local": target()},  # `provides` not declared: not checked, as before it existed
-    {},  # no such target: the run says so (503), the catalog does not guess
-])
-def test_a_case_is_available_unless_its_target_is_known_to_lack_something(tmp_path: Path,
-                                                                          targets: dict[str, Target]) -> None:
+@pytest.mark.parametrize(
+    "targets",
+    [
+        {"local": target(provides=["openfoam", "gnuplot"])},
+        {"local": target()},  # `provides` not declared: not checked, as before it existed
+        {},  # no such target: the run says so (503), the catalog does not guess
+    ],
+)
+def test_a_case_is_available_unless_its_target_is_known_to_lack_something(
+    tmp_path: Path, targets: dict[str, Target]
+) -> None:
     case = needing(tmp_path, "openfoam", "gnuplot")
     assert unavailable_note(case, targets) is None
     assert case_header(case, None).available is True

@@ -21,19 +21,30 @@ S = JobState
 @pytest.mark.parametrize(
     ("current", "incoming", "expected"),
     [
-        (S.DRAFT, S.SUBMITTED, True), (S.SUBMITTED, S.QUEUED, True), (S.QUEUED, S.RUNNING, True),
+        (S.DRAFT, S.SUBMITTED, True),
+        (S.SUBMITTED, S.QUEUED, True),
+        (S.QUEUED, S.RUNNING, True),
         (S.RUNNING, S.QUEUED, False),  # the dispatcher's QUEUED after the job said RUNNING
-        (S.FINALIZING, S.RUNNING, False), (S.RUNNING, S.RUNNING, False), (S.RUNNING, S.FAILED, True),
-        (S.SUBMITTED, S.FAILED, True), (S.DRAFT, S.FAILED, False), (S.COMPLETED, S.FAILED, False),
-        (S.FAILED, S.RUNNING, False), (S.CANCELLING, S.CANCELLED, True), (S.CANCELLING, S.RUNNING, False),
-        (S.QUEUED, S.CANCELLING, True), (S.CANCELLED, S.COMPLETED, False),
+        (S.FINALIZING, S.RUNNING, False),
+        (S.RUNNING, S.RUNNING, False),
+        (S.RUNNING, S.FAILED, True),
+        (S.SUBMITTED, S.FAILED, True),
+        (S.DRAFT, S.FAILED, False),
+        (S.COMPLETED, S.FAILED, False),
+        (S.FAILED, S.RUNNING, False),
+        (S.CANCELLING, S.CANCELLED, True),
+        (S.CANCELLING, S.RUNNING, False),
+        (S.QUEUED, S.CANCELLING, True),
+        (S.CANCELLED, S.COMPLETED, False),
     ],
 )
 def test_states_only_move_forwards(current: JobState, incoming: JobState, expected: bool) -> None:
     assert advances(current, incoming) is expected
 
 
-@pytest.mark.parametrize(("text", "state"), [("clean up", S.FINALIZING), ("Done", S.COMPLETED), ("running", S.RUNNING)])
+@pytest.mark.parametrize(
+    ("text", "state"), [("clean up", S.FINALIZING), ("Done", S.COMPLETED), ("running", S.RUNNING)]
+)
 def test_seed_words_are_state_aliases(text: str, state: JobState) -> None:
     assert parse_state(text) is state
 
@@ -43,7 +54,11 @@ def test_a_move_is_stamped_and_kept_in_history() -> None:
     job = Job("0" * 16 + "-" + "0" * 13 + "-abcdef", "u", "u", 2, "t", "", S.SUBMITTED, then, then)
     moved = advanced(job, S.QUEUED, "dispatcher", scheduler_id="42")
     assert moved is not None
-    assert (moved.status, moved.scheduler_id, moved.history[-1].by) == (S.QUEUED, "42", "dispatcher")
+    assert (moved.status, moved.scheduler_id, moved.history[-1].by) == (
+        S.QUEUED,
+        "42",
+        "dispatcher",
+    )
     assert moved.updated_at > job.updated_at
     assert advanced(moved, S.SUBMITTED, "late") is None
     failed = advanced(moved, S.FAILED, "dispatcher", "exit code 3")
@@ -51,8 +66,14 @@ def test_a_move_is_stamped_and_kept_in_history() -> None:
     assert failed.reason == "exit code 3"
 
 
-GOOD_TARGET = {"host": "hpc.example.org", "user": "sim", "key_file": "k", "scheduler": "slurm",
-               "known_hosts": "hpc.example.org ssh-ed25519 AAAA", "base_dir": "/scratch/sim"}
+GOOD_TARGET = {
+    "host": "hpc.example.org",
+    "user": "sim",
+    "key_file": "k",
+    "scheduler": "slurm",
+    "known_hosts": "hpc.example.org ssh-ed25519 AAAA",
+    "base_dir": "/scratch/sim",
+}
 
 
 def test_targets_parse_from_settings() -> None:
@@ -62,9 +83,15 @@ def test_targets_parse_from_settings() -> None:
 
 @pytest.mark.parametrize(
     ("change", "says"),
-    [({"scheduler": "lsf"}, "scheduler"), ({"base_dir": "relative"}, "base_dir"), ({"base_dir": "/a/../b"}, ".."),
-     ({"key_setting": "X"}, "exactly one"), ({"port": 0}, "port"), ({"colour": 1}, "colour"),
-     ({"known_hosts": ""}, "known_hosts")],
+    [
+        ({"scheduler": "lsf"}, "scheduler"),
+        ({"base_dir": "relative"}, "base_dir"),
+        ({"base_dir": "/a/../b"}, ".."),
+        ({"key_setting": "X"}, "exactly one"),
+        ({"port": 0}, "port"),
+        ({"colour": 1}, "colour"),
+        ({"known_hosts": ""}, "known_hosts"),
+    ],
 )
 def test_a_bad_target_names_itself_and_the_field(change: dict[str, object], says: str) -> None:
     with pytest.raises(CatalogError, match="'cluster'") as caught:
@@ -72,7 +99,9 @@ def test_a_bad_target_names_itself_and_the_field(change: dict[str, object], says
     assert says in str(caught.value)
 
 
-def run_submit_once(job_dir: Path, files: list[JobFile], submit: list[str]) -> subprocess.CompletedProcess[bytes]:
+def run_submit_once(
+    job_dir: Path, files: list[JobFile], submit: list[str]
+) -> subprocess.CompletedProcess[bytes]:
     argv = ["sh", "-c", SUBMIT_ONCE, "simgate", str(job_dir), *submit]
     return subprocess.run(argv, input=archive(files), capture_output=True, check=False)
 
@@ -81,8 +110,11 @@ def test_submit_once_unpacks_privately_and_submits_once(tmp_path: Path) -> None:
     job_dir = tmp_path / "jobs with space" / "j1"
     counter = tmp_path / "submits"
     submit = ["sh", "-c", 'echo x >> "$0"; echo 4242', str(counter)]
-    files = [JobFile("run.sh", b"#!/bin/sh\n", 0o755), JobFile("system/controlDict", b"endTime 1;\n"),
-             JobFile("simgate_job.json", b'{"token": "first"}', 0o600)]
+    files = [
+        JobFile("run.sh", b"#!/bin/sh\n", 0o755),
+        JobFile("system/controlDict", b"endTime 1;\n"),
+        JobFile("simgate_job.json", b'{"token": "first"}', 0o600),
+    ]
     first = run_submit_once(job_dir, files, submit)
     assert (first.returncode, first.stdout) == (0, b"4242\n")
     assert oct((job_dir / "run.sh").stat().st_mode & 0o777) == "0o700"
@@ -91,30 +123,57 @@ def test_submit_once_unpacks_privately_and_submits_once(tmp_path: Path) -> None:
     files[2] = JobFile("simgate_job.json", b'{"token": "second"}', 0o600)
     files[1] = JobFile("system/controlDict", b"endTime 999;\n")
     again = run_submit_once(job_dir, files, submit)
-    assert (again.returncode, again.stdout) == (0, b"4242\n")  # the first submission's answer, not a new one
+    assert (again.returncode, again.stdout) == (
+        0,
+        b"4242\n",
+    )  # the first submission's answer, not a new one
     assert counter.read_text() == "x\n"  # submitted once
-    assert (job_dir / "simgate_job.json").read_bytes() == b'{"token": "second"}'  # the token is refreshed
-    assert (job_dir / "system" / "controlDict").read_bytes() == b"endTime 1;\n"  # nothing else is touched
+    assert (
+        job_dir / "simgate_job.json"
+    ).read_bytes() == b'{"token": "second"}'  # the token is refreshed
+    assert (
+        job_dir / "system" / "controlDict"
+    ).read_bytes() == b"endTime 1;\n"  # nothing else is touched
 
 
 def test_a_failing_submit_leaves_no_marker_and_can_be_retried(tmp_path: Path) -> None:
     files = [JobFile("simgate_job.json", b"{}", 0o600)]
-    failed = run_submit_once(tmp_path / "j", files, ["sh", "-c", "echo 'sbatch: error: no partition' >&2; exit 1"])
+    failed = run_submit_once(
+        tmp_path / "j", files, ["sh", "-c", "echo 'sbatch: error: no partition' >&2; exit 1"]
+    )
     assert failed.returncode == 1
     assert b"no partition" in failed.stderr
     assert not (tmp_path / "j" / ".simgate-submitted").exists()
     assert run_submit_once(tmp_path / "j", files, ["echo", "7"]).stdout == b"7\n"
 
 
-@pytest.mark.parametrize("url", ["https://simgate.example.org", "https://simgate.example.org:8443/api",
-                                 "http://127.0.0.1:7071", "http://127.3.4.5", "http://localhost:7071",
-                                 "http://[::1]:7071"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://simgate.example.org",
+        "https://simgate.example.org:8443/api",
+        "http://127.0.0.1:7071",
+        "http://127.3.4.5",
+        "http://localhost:7071",
+        "http://[::1]:7071",
+    ],
+)
 def test_callbacks_are_https_or_to_this_machine(url: str) -> None:
     assert callback_base(url) == url
 
 
-@pytest.mark.parametrize("url", ["http://simgate.example.org", "http://10.0.0.4:7071", "http://localhost.evil.org",
-                                 "ftp://simgate.example.org", "https://", "", "simgate.example.org"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://simgate.example.org",
+        "http://10.0.0.4:7071",
+        "http://localhost.evil.org",
+        "ftp://simgate.example.org",
+        "https://",
+        "",
+        "simgate.example.org",
+    ],
+)
 def test_a_callback_that_would_carry_the_token_in_clear_is_refused(url: str) -> None:
     with pytest.raises(DispatchRefused) as caught:
         callback_base(url)
@@ -126,8 +185,12 @@ def test_remove_folder_removes_the_folder_and_only_it(tmp_path: Path) -> None:
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "out.csv").write_text("x")
     (tmp_path / "jobs" / "other").mkdir()
-    done = subprocess.run(["sh", "-c", REMOVE_FOLDER, "simgate-clean", str(folder)], capture_output=True, check=False)
+    done = subprocess.run(
+        ["sh", "-c", REMOVE_FOLDER, "simgate-clean", str(folder)], capture_output=True, check=False
+    )
     assert done.returncode == 0
     assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == ["other"]
-    again = subprocess.run(["sh", "-c", REMOVE_FOLDER, "simgate-clean", str(folder)], capture_output=True, check=False)
+    again = subprocess.run(
+        ["sh", "-c", REMOVE_FOLDER, "simgate-clean", str(folder)], capture_output=True, check=False
+    )
     assert again.returncode == 0  # already gone: nothing to do

@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("asyncssh", "jinja2", "azure.storage", "azure.data", "azure.identity", "yaml", "jwt", "pydantic")
+HEAVY = (
+    "asyncssh",
+    "jinja2",
+    "azure.storage",
+    "azure.data",
+    "azure.identity",
+    "yaml",
+    "jwt",
+    "pydantic",
+)
 
 
 def imports_of(path: Path) -> set[str]:
@@ -35,7 +44,11 @@ def importers(prefix: str) -> set[str]:
         for folder in ("core", "blueprints", "devhost")
         for p in sources(folder)
         if any(m == prefix or m.startswith(prefix + ".") for m in imports_of(p))
-    } | ({"function_app.py"} if any(m.startswith(prefix) for m in imports_of(ROOT / "function_app.py")) else set())
+    } | (
+        {"function_app.py"}
+        if any(m.startswith(prefix) for m in imports_of(ROOT / "function_app.py"))
+        else set()
+    )
 
 
 def test_core_never_imports_azure_functions() -> None:
@@ -44,7 +57,9 @@ def test_core_never_imports_azure_functions() -> None:
 
 @pytest.mark.parametrize("sdk", ["azure.storage", "azure.data", "azure.identity", "azure.core"])
 def test_only_storage_adapters_import_the_azure_sdk(sdk: str) -> None:
-    offenders = {p for p in importers(sdk) if p.startswith(("core/", "blueprints/", "function_app"))}
+    offenders = {
+        p for p in importers(sdk) if p.startswith(("core/", "blueprints/", "function_app"))
+    }
     assert {p for p in offenders if not p.startswith("core/storage/")} == set()
 
 
@@ -73,7 +88,9 @@ def test_blueprints_import_nothing_inside_functions() -> None:
 
 def test_importing_the_app_loads_no_heavy_module() -> None:
     probe = "import json, sys; import function_app; print(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     loaded = set(json.loads(out.stdout))
     assert [h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in loaded)] == []
 
@@ -85,14 +102,20 @@ def test_no_account_key_signs_anything_in_the_app() -> None:
         for path in sources(folder):
             tree = ast.parse(path.read_text(encoding="utf-8"))
             for node in ast.walk(tree):
-                if isinstance(node, ast.keyword) and node.arg in ("account_key", "credential") and isinstance(
-                        node.value, ast.Constant):
+                if (
+                    isinstance(node, ast.keyword)
+                    and node.arg in ("account_key", "credential")
+                    and isinstance(node.value, ast.Constant)
+                ):
                     offenders.add(f"{path.name}: {node.arg}=")
-                if isinstance(node, ast.Name | ast.Attribute) and getattr(node, "id", getattr(node, "attr", "")) in (
-                        "generate_account_sas", "AccountSasPermissions", "account_key"):
+                if isinstance(node, ast.Name | ast.Attribute) and getattr(
+                    node, "id", getattr(node, "attr", "")
+                ) in ("generate_account_sas", "AccountSasPermissions", "account_key"):
                     offenders.add(f"{path.name}: {getattr(node, 'id', getattr(node, 'attr', ''))}")
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") in (
-                        "generate_blob_sas", "generate_container_sas"):
+                    "generate_blob_sas",
+                    "generate_container_sas",
+                ):
                     keywords = {k.arg for k in node.keywords}
                     if "user_delegation_key" not in keywords or "account_key" in keywords:
                         offenders.add(f"{path.name}: {node.func.id} without user_delegation_key")  # type: ignore[attr-defined]
@@ -102,7 +125,13 @@ def test_no_account_key_signs_anything_in_the_app() -> None:
 def test_the_http_paths_never_reach_the_ssh_or_template_modules() -> None:
     """Status reports, outputs and the job routes run in HTTP workers: SSH and templates belong to dispatch."""
     worker_only = {"core.dispatch", "core.ssh", "core.render", "asyncssh", "jinja2"}
-    for module in ("core/reports.py", "core/outputs.py", "core/job_operations.py", "core/auth.py", "core/records.py"):
+    for module in (
+        "core/reports.py",
+        "core/outputs.py",
+        "core/job_operations.py",
+        "core/auth.py",
+        "core/records.py",
+    ):
         assert imports_of(ROOT / module) & worker_only == set(), module
 
 
@@ -112,8 +141,11 @@ def calls_in(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             found.add(node.func.id)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and getattr(
-                node.func.value, "id", "") == "dataclasses":
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and getattr(node.func.value, "id", "") == "dataclasses"
+        ):
             found.add(node.func.attr)
     return found
 
@@ -121,8 +153,11 @@ def calls_in(path: Path) -> set[str]:
 def test_only_the_transitions_move_a_job() -> None:
     """Services only apply events (`core.transitions`): no other module of core edits a job's fields itself."""
     edits = {
-        str(p.relative_to(ROOT)) for p in sources("core")
-        if p.name != "transitions.py" and "storage" not in p.parts and {"replace", "advanced"} & calls_in(p)
+        str(p.relative_to(ROOT))
+        for p in sources("core")
+        if p.name != "transitions.py"
+        and "storage" not in p.parts
+        and {"replace", "advanced"} & calls_in(p)
     }
     assert edits == set()
 

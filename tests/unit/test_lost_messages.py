@@ -87,8 +87,20 @@ def port(monkeypatch: pytest.MonkeyPatch) -> Iterator[Port]:
 def a_job(port: Port, status: JobState, minutes_ago: float, n: int = 0, **changes: Any) -> str:
     at = iso_time(NOW - timedelta(minutes=minutes_ago))
     job_id = f"0123456789abcdef-{8765432109876 - n:013d}-abcdef"
-    port.table.put(Job(job_id=job_id, owner="o", owner_name="o", case_id=2, title=f"job {n}", description="",
-                       status=status, created_at=at, updated_at=at, **changes))
+    port.table.put(
+        Job(
+            job_id=job_id,
+            owner="o",
+            owner_name="o",
+            case_id=2,
+            title=f"job {n}",
+            description="",
+            status=status,
+            created_at=at,
+            updated_at=at,
+            **changes,
+        )
+    )
     return job_id
 
 
@@ -103,31 +115,47 @@ def deliver(job_id: str, message_id: str) -> None:
 def test_a_pass_sends_again_only_the_dispatches_and_cancels_that_were_lost(port: Port) -> None:
     lost_run = a_job(port, JobState.SUBMITTED, 6, 0)
     just_run = a_job(port, JobState.SUBMITTED, 1, 1)  # its message is surely still on its way
-    claimed = a_job(port, JobState.SUBMITTED, 30, 2, dispatch_message="m", dispatch_error="ssh refused")
+    claimed = a_job(
+        port, JobState.SUBMITTED, 30, 2, dispatch_message="m", dispatch_error="ssh refused"
+    )
     lost_cancel = a_job(port, JobState.CANCELLING, 6, 3, scheduler_id="42", dispatch_message="m")
-    mid_submit = a_job(port, JobState.CANCELLING, 6, 4, dispatch_message="m")  # its dispatcher stops it
+    mid_submit = a_job(
+        port, JobState.CANCELLING, 6, 4, dispatch_message="m"
+    )  # its dispatcher stops it
     running = a_job(port, JobState.RUNNING, 6, 5, scheduler_id="43")
 
     done = sweep()
 
     assert (done.redispatched, done.recancelled) == ([lost_run], [lost_cancel])
     assert port.sent == [(lost_run, None), (lost_cancel, "cancel")]
-    assert port.containers == [lost_run]  # the run's container too: its request may have died before making it
+    assert port.containers == [
+        lost_run
+    ]  # the run's container too: its request may have died before making it
     assert port.table.get(lost_run).checked_at == iso_time(NOW)
-    assert port.table.get(lost_run).updated_at == iso_time(NOW - timedelta(minutes=6))  # not a report
+    assert port.table.get(lost_run).updated_at == iso_time(
+        NOW - timedelta(minutes=6)
+    )  # not a report
     for untouched in (just_run, claimed, mid_submit, running):
         assert port.table.get(untouched).checked_at is None
     assert sweep().redispatched == []  # the same moment again: nothing more is sent
     assert sweep(5).redispatched == [just_run]  # its turn: unclaimed for six minutes now
-    assert sweep(6).redispatched == [lost_run]  # it had waited six minutes before its first: six more, then again
+    assert sweep(6).redispatched == [
+        lost_run
+    ]  # it had waited six minutes before its first: six more, then again
 
 
 def test_the_original_message_arriving_after_the_one_sent_again_does_nothing(port: Port) -> None:
-    job_id = a_job(port, JobState.SUBMITTED, 6)  # its message "m1" is stuck in the queue (say, a lease held)
+    job_id = a_job(
+        port, JobState.SUBMITTED, 6
+    )  # its message "m1" is stuck in the queue (say, a lease held)
     assert sweep().redispatched == [job_id]
     deliver(job_id, "m2")  # the message sent again claims and submits
     queued = port.table.get(job_id)
-    assert (queued.status, queued.scheduler_id, queued.dispatch_message) == (JobState.QUEUED, "4000", "m2")
+    assert (queued.status, queued.scheduler_id, queued.dispatch_message) == (
+        JobState.QUEUED,
+        "4000",
+        "m2",
+    )
     deliver(job_id, "m1")  # the original, late
     assert port.table.get(job_id) == queued
     assert port.submits == [job_id]
@@ -152,13 +180,17 @@ def test_a_claim_whose_worker_died_is_finished_by_its_own_message(port: Port) ->
     claimed = port.table.get(job_id)
     assert (claimed.status, claimed.dispatch_message) == (JobState.SUBMITTED, "m1")
 
-    assert sweep(10).redispatched == []  # claimed: nothing is sent again, "m1" comes back when its lease runs out
+    assert (
+        sweep(10).redispatched == []
+    )  # claimed: nothing is sent again, "m1" comes back when its lease runs out
     deliver(job_id, "m9")  # a stray second message would not take the claim over
     assert port.table.get(job_id) == claimed
     deliver(job_id, "m1")  # "m1" again, after its lease
     done = port.table.get(job_id)
     assert (done.status, done.scheduler_id) == (JobState.QUEUED, "4000")
-    assert done.token_hash != claimed.token_hash  # the token the target holds now is the one recorded
+    assert (
+        done.token_hash != claimed.token_hash
+    )  # the token the target holds now is the one recorded
     assert port.submits == [job_id]
 
 
@@ -166,15 +198,21 @@ def test_a_job_cancelled_mid_submit_whose_cancel_was_lost_gets_it_again(port: Po
     job_id = a_job(port, JobState.SUBMITTED, 1)
 
     def user_cancels(_: str) -> None:
-        cancel_job(Principal("o", "o", False), job_id)  # CANCELLING; its cancel finds no scheduler id yet
+        cancel_job(
+            Principal("o", "o", False), job_id
+        )  # CANCELLING; its cancel finds no scheduler id yet
         port.die_at_cancel = True  # the next cancel, the dispatcher's, dies with the process
 
     port.while_submitting = user_cancels
     with pytest.raises(WorkerDied):
-        deliver(job_id, "m1")  # records the scheduler's id on the CANCELLING job, and dies before the cancel
+        deliver(
+            job_id, "m1"
+        )  # records the scheduler's id on the CANCELLING job, and dies before the cancel
     stuck = port.table.get(job_id)
     assert (stuck.status, stuck.scheduler_id) == (JobState.CANCELLING, "4000")
-    assert port.sent == [(job_id, "cancel")]  # the user's own cancel found no scheduler id: it did nothing
+    assert port.sent == [
+        (job_id, "cancel")
+    ]  # the user's own cancel found no scheduler id: it did nothing
 
     assert sweep().recancelled == []  # just cancelled: its cancel may be on its way
     assert sweep(10).recancelled == [job_id]

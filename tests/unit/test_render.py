@@ -19,10 +19,17 @@ def make_case(folder: Path, template: str, path: str = "run.sh") -> Case:
     scripts = [{"template": f"{path}.j2", "path": path, "executable": path == "run.sh"}]
     if path != "run.sh":
         (folder / "run.sh").write_text("#!/bin/sh\n", encoding="utf-8")
-        scripts.append({"template": "run.sh", "path": "run.sh", "executable": True, "render": False})
+        scripts.append(
+            {"template": "run.sh", "path": "run.sh", "executable": True, "render": False}
+        )
     return Case.model_validate(
         {
-            "id": 1, "slug": "tt", "title": "T", "description": "D", "target": "local", "entry": "run.sh",
+            "id": 1,
+            "slug": "tt",
+            "title": "T",
+            "description": "D",
+            "target": "local",
+            "entry": "run.sh",
             "scripts": scripts,
             "outputs": [{"name": "o", "glob": "o.csv", "label": "O"}],
             "fields": [{"type": "string", "name": "note", "label": "Note"}],
@@ -32,18 +39,34 @@ def make_case(folder: Path, template: str, path: str = "run.sh") -> Case:
 
 def render(tmp_path: Path, template: str, path: str = "run.sh", **values: object) -> str:
     case = make_case(tmp_path / "case", template, path)
-    return render_case(tmp_path / "case", case, dict(values), {"id": "j1", "title": "Test 1"})[0].text
+    return render_case(tmp_path / "case", case, dict(values), {"id": "j1", "title": "Test 1"})[
+        0
+    ].text
 
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0.001, "0.001"), (1e-06, "1e-06"), (1000.0, "1000.0"), (3, "3"), (True, "true"), (False, "false")],
+    [
+        (0.001, "0.001"),
+        (1e-06, "1e-06"),
+        (1000.0, "1000.0"),
+        (3, "3"),
+        (True, "true"),
+        (False, "false"),
+    ],
 )
 def test_numbers_and_bools_render_canonically(tmp_path: Path, value: object, text: str) -> None:
     assert render(tmp_path, "{{ values.x }}", x=value) == text
 
 
-HOSTILE = ["$(touch PWNED)", "`touch PWNED`", "a; touch PWNED", "a\ntouch PWNED", "it's \"quoted\"", "../../etc"]
+HOSTILE = [
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "a; touch PWNED",
+    "a\ntouch PWNED",
+    'it\'s "quoted"',
+    "../../etc",
+]
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -55,20 +78,32 @@ def test_a_hostile_string_is_refused_bare(tmp_path: Path, value: str) -> None:
 @pytest.mark.parametrize("value", HOSTILE)
 def test_a_quoted_hostile_string_is_inert_in_a_real_shell(tmp_path: Path, value: str) -> None:
     script = render(tmp_path, "printf '%s' {{ values.note | sh }}", note=value)
-    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert done.stdout == value
     assert not (tmp_path / "PWNED").exists()
     assert shlex.split(script)[-1] == value
 
 
 def test_tojson_is_allowed_in_a_json_file_and_exact(tmp_path: Path) -> None:
-    text = render(tmp_path, "{{ values | tojson }}", "params.json", note="a\"b", x=0.1)
+    text = render(tmp_path, "{{ values | tojson }}", "params.json", note='a"b', x=0.1)
     assert text == '{"note": "a\\"b", "x": 0.1}'
 
 
 # Review C10: Jinja's tojson, e/escape, safe (and every filter that returns Markup) mark their output "safe", which
 # means HTML-safe; each pasted `$(...)` into a shell line. None may render in a shell template.
-MARKUP_FILTERS = ["tojson", "e", "escape", "forceescape", "safe", "xmlattr", "urlize", "sh | safe", "string | e"]
+MARKUP_FILTERS = [
+    "tojson",
+    "e",
+    "escape",
+    "forceescape",
+    "safe",
+    "xmlattr",
+    "urlize",
+    "sh | safe",
+    "string | e",
+]
 
 
 @pytest.mark.parametrize("expression", MARKUP_FILTERS)
@@ -78,11 +113,15 @@ def test_no_filter_but_sh_quotes_a_value_for_a_shell(tmp_path: Path, expression:
 
 
 @pytest.mark.parametrize("expression", MARKUP_FILTERS)
-def test_no_filter_but_sh_and_tojson_quotes_a_value_in_a_json_file(tmp_path: Path, expression: str) -> None:
+def test_no_filter_but_sh_and_tojson_quotes_a_value_in_a_json_file(
+    tmp_path: Path, expression: str
+) -> None:
     if expression == "tojson":
         return  # the one that belongs here: the test above
     with pytest.raises(CatalogError, match=r"not allowed|refusing"):
-        render(tmp_path, f"{{{{ values.note | {expression} }}}}", "params.json", note="$(touch PWNED)")
+        render(
+            tmp_path, f"{{{{ values.note | {expression} }}}}", "params.json", note="$(touch PWNED)"
+        )
 
 
 @pytest.mark.parametrize(
@@ -102,7 +141,9 @@ def test_text_made_from_quoted_text_is_plain_again(tmp_path: Path, template: str
 
 def test_quoting_twice_still_runs_as_text(tmp_path: Path) -> None:
     script = render(tmp_path, "printf '%s' {{ values.note | sh | sh }}", note="$(touch PWNED)")
-    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert done.stdout == "'$(touch PWNED)'"
     assert not (tmp_path / "PWNED").exists()
 
@@ -118,4 +159,7 @@ def test_the_sandbox_refuses_python_internals(tmp_path: Path) -> None:
 
 
 def test_job_facts_are_in_the_context(tmp_path: Path) -> None:
-    assert render(tmp_path, "{{ job.id }} {{ job.title | sh }} {{ case.resources.cpus }}") == "j1 'Test 1' 1"
+    assert (
+        render(tmp_path, "{{ job.id }} {{ job.title | sh }} {{ case.resources.cpus }}")
+        == "j1 'Test 1' 1"
+    )

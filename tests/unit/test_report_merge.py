@@ -22,9 +22,19 @@ TOKEN = "t" * 43
 
 
 def job(status: JobState, **changes: Any) -> Job:
-    return Job(job_id="0123456789abcdef-8765432109876-abcdef", owner="o", owner_name="o", case_id=2, title="t",
-               description="", status=status, created_at="c", updated_at="u", token_hash=hash_token(TOKEN),
-               **changes)
+    return Job(
+        job_id="0123456789abcdef-8765432109876-abcdef",
+        owner="o",
+        owner_name="o",
+        case_id=2,
+        title="t",
+        description="",
+        status=status,
+        created_at="c",
+        updated_at="u",
+        token_hash=hash_token(TOKEN),
+        **changes,
+    )
 
 
 def merge(current: Job, status: str, token: str = TOKEN, **extra: Any) -> Job | None:
@@ -32,16 +42,28 @@ def merge(current: Job, status: str, token: str = TOKEN, **extra: Any) -> Job | 
     return merged(current, report, reported_state(status), token, None)
 
 
-@pytest.mark.parametrize(("text", "state"), [
-    ("running", JobState.RUNNING), ("Running", JobState.RUNNING), ("clean up", JobState.FINALIZING),
-    ("Clean Up", JobState.FINALIZING), ("done", JobState.COMPLETED), ("DONE", JobState.COMPLETED),
-    (" failed ", JobState.FAILED), ("cancelled", JobState.CANCELLED),
-])
-def test_status_names_are_case_insensitive_with_the_seeds_aliases(text: str, state: JobState) -> None:
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        ("running", JobState.RUNNING),
+        ("Running", JobState.RUNNING),
+        ("clean up", JobState.FINALIZING),
+        ("Clean Up", JobState.FINALIZING),
+        ("done", JobState.COMPLETED),
+        ("DONE", JobState.COMPLETED),
+        (" failed ", JobState.FAILED),
+        ("cancelled", JobState.CANCELLED),
+    ],
+)
+def test_status_names_are_case_insensitive_with_the_seeds_aliases(
+    text: str, state: JobState
+) -> None:
     assert reported_state(text) is state
 
 
-@pytest.mark.parametrize("text", ["DRAFT", "submitted", "QUEUED", "cancelling", "bogus", "clean-up"])
+@pytest.mark.parametrize(
+    "text", ["DRAFT", "submitted", "QUEUED", "cancelling", "bogus", "clean-up"]
+)
 def test_states_a_simulator_does_not_report_are_refused_naming_status(text: str) -> None:
     with pytest.raises(InvalidBody) as caught:
         reported_state(text)
@@ -71,11 +93,16 @@ def test_the_first_finalizing_report_opens_a_grant_window_of_the_set_length() ->
     for current in (JobState.RUNNING, JobState.CANCELLING):
         moved = merge(job(current), "FINALIZING")
         assert moved is not None
-        assert moved.status is (JobState.FINALIZING if current is JobState.RUNNING else JobState.CANCELLING)
+        assert moved.status is (
+            JobState.FINALIZING if current is JobState.RUNNING else JobState.CANCELLING
+        )
         assert moved.upload_expires is not None
         left = datetime.fromisoformat(moved.upload_expires) - datetime.now(UTC)
-        assert timedelta(minutes=get_settings().upload_minutes - 1) < left <= timedelta(
-            minutes=get_settings().upload_minutes)
+        assert (
+            timedelta(minutes=get_settings().upload_minutes - 1)
+            < left
+            <= timedelta(minutes=get_settings().upload_minutes)
+        )
 
 
 def test_a_grant_about_to_end_is_renewed_and_one_with_time_left_is_reused() -> None:
@@ -84,8 +111,16 @@ def test_a_grant_about_to_end_is_renewed_and_one_with_time_left_is_reused() -> N
     assert renewed.upload_expires is not None
     assert renewed.upload_expires > in_minutes(5)
     assert renewed.history == ()  # no state change, only the window
-    assert merge(job(JobState.FINALIZING, upload_expires=in_minutes(RENEW_WITHIN.total_seconds() / 60 + 1)),
-                 "FINALIZING") is None
+    assert (
+        merge(
+            job(
+                JobState.FINALIZING,
+                upload_expires=in_minutes(RENEW_WITHIN.total_seconds() / 60 + 1),
+            ),
+            "FINALIZING",
+        )
+        is None
+    )
 
 
 def test_the_gateway_renews_before_the_wrapper_asks() -> None:
@@ -125,26 +160,48 @@ def test_a_final_report_replaces_the_outputs() -> None:
     assert done.outputs == found
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    ({"status": "FAILED", "exit_code": 3, "message": "exit code 3"}, "exit code 3"),
-    ({"status": "FAILED", "exit_code": 3, "message": "upload failed: a.csv"}, "exit code 3: upload failed: a.csv"),
-    # What the wrapper says of a failed entry is the reason, not lost behind the bare code.
-    ({"status": "FAILED", "exit_code": 1, "message": "exit code 1: blockMesh: Could not find mandatory etc entry"},
-     "exit code 1: blockMesh: Could not find mandatory etc entry"),
-    ({"status": "FAILED", "exit_code": 137, "message": "exit code 137; no upload grant"},
-     "exit code 137; no upload grant"),
-    ({"status": "FAILED", "exit_code": 1, "message": "exit code 143: killed"}, "exit code 1: exit code 143: killed"),
-    ({"status": "FAILED", "exit_code": 2, "message": "line one\n\tline two\r\n"}, "exit code 2: line one line two"),
-    ({"status": "FAILED", "message": "out of disk"}, "out of disk"),
-    ({"status": "FAILED"}, "the simulator reported a failure"),
-    ({"status": "RUNNING", "exit_code": 3}, None),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"status": "FAILED", "exit_code": 3, "message": "exit code 3"}, "exit code 3"),
+        (
+            {"status": "FAILED", "exit_code": 3, "message": "upload failed: a.csv"},
+            "exit code 3: upload failed: a.csv",
+        ),
+        # What the wrapper says of a failed entry is the reason, not lost behind the bare code.
+        (
+            {
+                "status": "FAILED",
+                "exit_code": 1,
+                "message": "exit code 1: blockMesh: Could not find mandatory etc entry",
+            },
+            "exit code 1: blockMesh: Could not find mandatory etc entry",
+        ),
+        (
+            {"status": "FAILED", "exit_code": 137, "message": "exit code 137; no upload grant"},
+            "exit code 137; no upload grant",
+        ),
+        (
+            {"status": "FAILED", "exit_code": 1, "message": "exit code 143: killed"},
+            "exit code 1: exit code 143: killed",
+        ),
+        (
+            {"status": "FAILED", "exit_code": 2, "message": "line one\n\tline two\r\n"},
+            "exit code 2: line one line two",
+        ),
+        ({"status": "FAILED", "message": "out of disk"}, "out of disk"),
+        ({"status": "FAILED"}, "the simulator reported a failure"),
+        ({"status": "RUNNING", "exit_code": 3}, None),
+    ],
+)
 def test_failed_always_carries_a_reason(body: dict[str, Any], reason: str | None) -> None:
     assert report_reason(parse_body(StatusReport, body), reported_state(body["status"])) == reason
 
 
 def test_a_reason_is_bounded() -> None:
-    report = parse_body(StatusReport, {"status": "FAILED", "exit_code": 1, "message": "exit code 1: " + "x" * 1900})
+    report = parse_body(
+        StatusReport, {"status": "FAILED", "exit_code": 1, "message": "exit code 1: " + "x" * 1900}
+    )
     reason = report_reason(report, JobState.FAILED)
     assert reason is not None
     assert len(reason) == 300
@@ -157,7 +214,9 @@ def test_output_ids_are_path_safe() -> None:
     assert output_id("postProcessing/u.csv") == "postProcessing~u.csv"
 
 
-@pytest.mark.parametrize("file", ["../x", "/etc/passwd", ".hidden", "a//b", "a b", "x/../y", "é.csv", ""])
+@pytest.mark.parametrize(
+    "file", ["../x", "/etc/passwd", ".hidden", "a//b", "a b", "x/../y", "é.csv", ""]
+)
 def test_claimed_file_names_are_plain_relative_paths(file: str) -> None:
     with pytest.raises(InvalidBody) as caught:
         parse_body(StatusReport, {"status": "done", "outputs": [{"name": "x", "file": file}]})
@@ -169,15 +228,27 @@ def test_sas_lifetimes_stay_within_an_hour(text: str, minutes: int) -> None:
     assert _minutes(text) == minutes
 
 
-@pytest.mark.parametrize(("env", "url"), [
-    ({"SIMGATE_OUTPUTS_URL": "https://x.example/"}, "https://x.example"),
-    ({"AzureWebJobsStorage__blobServiceUri": "https://acct.blob.core.windows.net"}, "https://acct.blob.core.windows.net"),
-    ({"AzureWebJobsStorage__accountName": "acct"}, "https://acct.blob.core.windows.net"),
-    ({"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=d;BlobEndpoint=https://127.0.0.1:1/d/;"},
-     "https://127.0.0.1:1/d"),
-    ({}, ""),
-])
-def test_the_blob_endpoint_comes_from_the_settings_azure_uses(env: dict[str, str], url: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({"SIMGATE_OUTPUTS_URL": "https://x.example/"}, "https://x.example"),
+        (
+            {"AzureWebJobsStorage__blobServiceUri": "https://acct.blob.core.windows.net"},
+            "https://acct.blob.core.windows.net",
+        ),
+        ({"AzureWebJobsStorage__accountName": "acct"}, "https://acct.blob.core.windows.net"),
+        (
+            {
+                "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=d;BlobEndpoint=https://127.0.0.1:1/d/;"
+            },
+            "https://127.0.0.1:1/d",
+        ),
+        ({}, ""),
+    ],
+)
+def test_the_blob_endpoint_comes_from_the_settings_azure_uses(
+    env: dict[str, str], url: str
+) -> None:
     assert _blob_service_url(lambda name, default: env.get(name, default)) == url
 
 

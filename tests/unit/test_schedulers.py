@@ -35,8 +35,14 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "schedulers"
 JOB_ID = "0f1e2d3c4b5a6978-8234567890123-a1b2c3"
 JOB_DIR = f"/home/alice/simgate-jobs/{JOB_ID}"
 SAMPLE = Submission(
-    name=JOB_ID, job_dir=JOB_DIR, command="python3 simgate_wrapper.py", nodes=2, cpus=4, walltime="01:30:00",
-    memory_mb=4000, setup=("module load openfoam/11",),
+    name=JOB_ID,
+    job_dir=JOB_DIR,
+    command="python3 simgate_wrapper.py",
+    nodes=2,
+    cpus=4,
+    walltime="01:30:00",
+    memory_mb=4000,
+    setup=("module load openfoam/11",),
 )
 # A folder name a shell would act on in every way it can: none of it may run.
 HOSTILE = "job dir $(touch PWNED1) `touch PWNED2`; touch PWNED3 & 'q' \"dq\" | > x\ntouch PWNED4"
@@ -93,7 +99,11 @@ def moab() -> type[BatchScheduler]:
         DIRECTIVE = "#MSUB"
 
         def directives(self, job: Submission) -> list[str]:
-            return [f"-N {job.name}", f"-l nodes={job.nodes}:ppn={job.cpus}", f"-l walltime={job.walltime}"]
+            return [
+                f"-N {job.name}",
+                f"-l nodes={job.nodes}:ppn={job.cpus}",
+                f"-l walltime={job.walltime}",
+            ]
 
         def submit_argv(self, script_path: str, job: Submission) -> list[str]:
             return ["msub", script_path]
@@ -112,8 +122,18 @@ def moab() -> type[BatchScheduler]:
 
 
 def target_spec(scheduler: str) -> str:
-    return json.dumps({"hpc": {"host": "hpc.example.org", "user": "sim", "key_file": "k", "known_hosts": "h k",
-                               "base_dir": "/home/sim/jobs", "scheduler": scheduler}})
+    return json.dumps(
+        {
+            "hpc": {
+                "host": "hpc.example.org",
+                "user": "sim",
+                "key_file": "k",
+                "known_hosts": "h k",
+                "base_dir": "/home/sim/jobs",
+                "scheduler": scheduler,
+            }
+        }
+    )
 
 
 def test_a_new_scheduler_is_one_registered_class(registry: None) -> None:
@@ -123,7 +143,12 @@ def test_a_new_scheduler_is_one_registered_class(registry: None) -> None:
     moab_scheduler = get_scheduler("moab")
     # The base class wrote the script around its directives and checked the job and its options...
     assert moab_scheduler.batch_script(sample(options={"queue": "batch"})).splitlines()[:5] == [
-        "#!/bin/sh", f"#MSUB -N {JOB_ID}", "#MSUB -l nodes=2:ppn=4", "#MSUB -l walltime=01:30:00", "set -eu"]
+        "#!/bin/sh",
+        f"#MSUB -N {JOB_ID}",
+        "#MSUB -l nodes=2:ppn=4",
+        "#MSUB -l walltime=01:30:00",
+        "set -eu",
+    ]
     with pytest.raises(InvalidSubmission, match="moab does not know the option 'partition'"):
         moab_scheduler.batch_script(sample(options={"partition": "debug"}))
     with pytest.raises(InvalidSubmission, match="walltime"):
@@ -133,7 +158,10 @@ def test_a_new_scheduler_is_one_registered_class(registry: None) -> None:
     with pytest.raises(InvalidSubmission, match="msub printed no Moab job id"):
         moab_scheduler.parse_submit("msub: rejected\n")
     assert moab_scheduler.status_argv(["1", "2"]) == ["checkjob", "--format=json", "1", "2"]
-    assert moab_scheduler.parse_status('{"1": "RUNNING"}', ["1", "2"]) == {"1": RUNNING, "2": UNKNOWN}
+    assert moab_scheduler.parse_status('{"1": "RUNNING"}', ["1", "2"]) == {
+        "1": RUNNING,
+        "2": UNKNOWN,
+    }
     with pytest.raises(InvalidSubmission, match="no moab job ids"):
         moab_scheduler.status_argv([])
     with pytest.raises(InvalidSubmission, match="'1; id' is not a Moab job id"):
@@ -142,7 +170,9 @@ def test_a_new_scheduler_is_one_registered_class(registry: None) -> None:
     with pytest.raises(ValueError, match="'moab' is registered already"):
         moab()
     del SCHEDULERS["moab"]
-    with pytest.raises(CatalogError, match=r"scheduler: .*unknown scheduler 'moab': use one of direct, pbs, slurm"):
+    with pytest.raises(
+        CatalogError, match=r"scheduler: .*unknown scheduler 'moab': use one of direct, pbs, slurm"
+    ):
         parse_targets(target_spec("moab"))
 
 
@@ -150,8 +180,14 @@ def test_every_adapter_class_in_the_package_is_registered() -> None:
     adapters = []
     for module in pkgutil.iter_modules(core.schedulers.__path__):
         namespace = vars(__import__(f"core.schedulers.{module.name}", fromlist=["_"]))
-        adapters += [c for c in namespace.values() if isinstance(c, type) and issubclass(c, BatchScheduler)
-                     and c is not BatchScheduler and c.__module__ == f"core.schedulers.{module.name}"]
+        adapters += [
+            c
+            for c in namespace.values()
+            if isinstance(c, type)
+            and issubclass(c, BatchScheduler)
+            and c is not BatchScheduler
+            and c.__module__ == f"core.schedulers.{module.name}"
+        ]
     assert sorted(a.name for a in adapters) == sorted(REGISTERED) == ["direct", "pbs", "slurm"]
     for adapter in adapters:
         assert type(get_scheduler(adapter.name)) is adapter
@@ -161,9 +197,14 @@ def test_every_adapter_class_in_the_package_is_registered() -> None:
 def test_every_registered_scheduler_has_captured_output_that_a_test_reads(name: str) -> None:
     files = sorted(p.name for p in (DATA / name).glob("*"))
     assert files, f"tests/data/schedulers/{name}/ holds no captured output of {name}"
-    readme, tests = (DATA / "README.md").read_text(encoding="utf-8"), Path(__file__).read_text(encoding="utf-8")
+    readme, tests = (
+        (DATA / "README.md").read_text(encoding="utf-8"),
+        Path(__file__).read_text(encoding="utf-8"),
+    )
     for file in files:
-        assert f"`{name}/{file}`" in readme, f"{name}/{file} is not in tests/data/schedulers/README.md"
+        assert f"`{name}/{file}`" in readme, (
+            f"{name}/{file} is not in tests/data/schedulers/README.md"
+        )
         assert f'data("{name}/{file}")' in tests, f"no test reads {name}/{file}"
 
 
@@ -186,20 +227,34 @@ def test_pbs_takes_its_flavour_from_the_target_options() -> None:
 
 # Every registered scheduler, made as for a target without options, plus PBS's other flavour.
 ADAPTERS = [pytest.param(get_scheduler(name), id=name) for name in REGISTERED] + [
-    pytest.param(PbsScheduler("torque"), id="torque")]
+    pytest.param(PbsScheduler("torque"), id="torque")
+]
 
 
 @pytest.mark.parametrize("scheduler", ADAPTERS)
 @pytest.mark.parametrize(
     "changes",
     [
-        {"name": "a b"}, {"name": "a\nb"}, {"name": ""}, {"name": "x" * 129}, {"job_dir": "relative/dir"},
-        {"job_dir": "/a\x00b"}, {"walltime": "30"}, {"walltime": "1:2:3"}, {"walltime": "00:60:00"},
-        {"walltime": "01:00:00; id"}, {"nodes": 0}, {"cpus": -1}, {"cpus": True}, {"memory_mb": 0},
+        {"name": "a b"},
+        {"name": "a\nb"},
+        {"name": ""},
+        {"name": "x" * 129},
+        {"job_dir": "relative/dir"},
+        {"job_dir": "/a\x00b"},
+        {"walltime": "30"},
+        {"walltime": "1:2:3"},
+        {"walltime": "00:60:00"},
+        {"walltime": "01:00:00; id"},
+        {"nodes": 0},
+        {"cpus": -1},
+        {"cpus": True},
+        {"memory_mb": 0},
         {"memory_mb": 1.5},
     ],
 )
-def test_a_submission_that_cannot_go_into_a_script_is_refused(scheduler: Scheduler, changes: dict[str, object]) -> None:
+def test_a_submission_that_cannot_go_into_a_script_is_refused(
+    scheduler: Scheduler, changes: dict[str, object]
+) -> None:
     with pytest.raises(InvalidSubmission, match=next(iter(changes))):
         scheduler.batch_script(sample(options={}, **changes))
 
@@ -234,8 +289,13 @@ def test_status_needs_at_least_one_id(scheduler: Scheduler) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [direct_module.SUBMIT, direct_module.STATUS, direct_module.CANCEL, *PbsScheduler().status_argv(["1"])[2:3],
-     *PbsScheduler("torque").status_argv(["1"])[2:3]],
+    [
+        direct_module.SUBMIT,
+        direct_module.STATUS,
+        direct_module.CANCEL,
+        *PbsScheduler().status_argv(["1"])[2:3],
+        *PbsScheduler("torque").status_argv(["1"])[2:3],
+    ],
     ids=["direct-submit", "direct-status", "direct-cancel", "pbs-pro-status", "pbs-torque-status"],
 )
 def test_every_fixed_shell_text_parses_and_is_one_line(text: str) -> None:
@@ -265,8 +325,22 @@ def test_direct_takes_no_options() -> None:
 def test_direct_argv() -> None:
     direct = DirectScheduler()
     script = f"{JOB_DIR}/simgate_batch.sh"
-    assert direct.submit_argv(script, SAMPLE) == ["sh", "-c", direct_module.SUBMIT, "simgate-submit", script, JOB_DIR]
-    assert direct.status_argv(["123", "4567"]) == ["sh", "-c", direct_module.STATUS, "simgate-status", "123", "4567"]
+    assert direct.submit_argv(script, SAMPLE) == [
+        "sh",
+        "-c",
+        direct_module.SUBMIT,
+        "simgate-submit",
+        script,
+        JOB_DIR,
+    ]
+    assert direct.status_argv(["123", "4567"]) == [
+        "sh",
+        "-c",
+        direct_module.STATUS,
+        "simgate-status",
+        "123",
+        "4567",
+    ]
     assert direct.cancel_argv("4567") == ["sh", "-c", 'kill -TERM -"$1"', "simgate-cancel", "4567"]
 
 
@@ -276,7 +350,9 @@ def test_direct_parse_submit() -> None:
     assert direct.parse_submit("Welcome to the workstation\n20972\n\n") == "20972"
 
 
-@pytest.mark.parametrize("stdout", ["", "\n \n", "abc", "0", "1", "-5", "12 34", "12345;x", "020972", "9" * 11])
+@pytest.mark.parametrize(
+    "stdout", ["", "\n \n", "abc", "0", "1", "-5", "12 34", "12345;x", "020972", "9" * 11]
+)
 def test_direct_parse_submit_refuses_junk(stdout: str) -> None:
     with pytest.raises(InvalidSubmission, match=r"nothing|process id"):
         DirectScheduler().parse_submit(stdout)
@@ -292,9 +368,17 @@ def test_direct_refuses_what_is_not_a_job_pid(pid: str) -> None:
 
 
 def test_direct_parse_status_on_captured_output() -> None:
-    ids = ["20972", "20973", "20974", "31999"]  # live leader, zombie leader, live non-leader, unused
+    ids = [
+        "20972",
+        "20973",
+        "20974",
+        "31999",
+    ]  # live leader, zombie leader, live non-leader, unused
     assert DirectScheduler().parse_status(data("direct/direct_status.txt"), ids) == {
-        "20972": RUNNING, "20973": DONE, "20974": DONE, "31999": DONE,
+        "20972": RUNNING,
+        "20973": DONE,
+        "20974": DONE,
+        "31999": DONE,
     }
     assert DirectScheduler().parse_status("", ["5"]) == {"5": DONE}
 
@@ -351,9 +435,13 @@ def submit_direct(tmp_path: Path, command: str, setup: tuple[str, ...] = ()) -> 
 
 def test_direct_runs_the_job_detached_in_a_hostile_folder_and_nothing_else(tmp_path: Path) -> None:
     command = "sh -c 'pwd > ran.txt; echo \"setup=$SIMGATE_SETUP\"; sleep 3'"
-    pid, job_dir = submit_direct(tmp_path, command, setup=("SIMGATE_SETUP=yes; export SIMGATE_SETUP",))
+    pid, job_dir = submit_direct(
+        tmp_path, command, setup=("SIMGATE_SETUP=yes; export SIMGATE_SETUP",)
+    )
     wait_for(lambda: (job_dir / "ran.txt").exists(), "the job to start")
-    assert os.getsid(int(pid)) == int(pid)  # its own session and process group: cancel can reach all of it
+    assert os.getsid(int(pid)) == int(
+        pid
+    )  # its own session and process group: cancel can reach all of it
     assert os.getpgid(int(pid)) == int(pid)
     assert state_of(pid, tmp_path) is RUNNING
     wait_for(lambda: state_of(pid, tmp_path) is DONE, "the job to end")
@@ -375,14 +463,22 @@ def test_direct_cancel_stops_the_whole_process_group(tmp_path: Path) -> None:
 def test_direct_counts_a_zombie_or_a_recycled_pid_as_ended(tmp_path: Path) -> None:
     leader = subprocess.Popen(["sleep", "30"], start_new_session=True)
     zombie = subprocess.Popen(["true"], start_new_session=True)
-    follower = subprocess.Popen(["sleep", "30"])  # alive, but not leading a session: not one of our jobs
+    follower = subprocess.Popen(
+        ["sleep", "30"]
+    )  # alive, but not leading a session: not one of our jobs
     try:
-        wait_for(lambda: Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z",
-                 "the unreaped process to become a zombie")
+        wait_for(
+            lambda: (
+                Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+            ),
+            "the unreaped process to become a zombie",
+        )
         ids = [str(leader.pid), str(zombie.pid), str(follower.pid)]
         done = run(DirectScheduler().status_argv(ids), tmp_path)
         assert done.returncode == 0, done.stderr
-        assert DirectScheduler().parse_status(done.stdout, ids) == dict(zip(ids, [RUNNING, DONE, DONE], strict=True))
+        assert DirectScheduler().parse_status(done.stdout, ids) == dict(
+            zip(ids, [RUNNING, DONE, DONE], strict=True)
+        )
     finally:
         for process in (leader, follower):
             process.kill()
@@ -419,17 +515,31 @@ def test_slurm_script() -> None:
 def test_slurm_asks_for_memory_only_when_the_case_does() -> None:
     script = SlurmScheduler().batch_script(sample(memory_mb=None))
     assert "--mem" not in script
-    assert "#SBATCH --reservation=maint\n" in SlurmScheduler().batch_script(sample(options={"reservation": "maint"}))
-    constraint = SlurmScheduler().batch_script(sample(options={"constraint": "intel&[rack1|rack2]"}))
+    assert "#SBATCH --reservation=maint\n" in SlurmScheduler().batch_script(
+        sample(options={"reservation": "maint"})
+    )
+    constraint = SlurmScheduler().batch_script(
+        sample(options={"constraint": "intel&[rack1|rack2]"})
+    )
     assert "#SBATCH --constraint=intel&[rack1|rack2]\n" in constraint
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("partition", "debug --qos=high"), ("partition", "debug\n#SBATCH --account=theirs"), ("account", "$(id)"),
-        ("qos", "a;b"), ("constraint", "a b"), ("constraint", 'x"y'), ("reservation", ""), ("partition", "x" * 65),
-        ("account", "a,b"), ("partition", "debug,"), ("nodelist", "cn01"), ("flavour", "pro"), ("queue", "batch"),
+        ("partition", "debug --qos=high"),
+        ("partition", "debug\n#SBATCH --account=theirs"),
+        ("account", "$(id)"),
+        ("qos", "a;b"),
+        ("constraint", "a b"),
+        ("constraint", 'x"y'),
+        ("reservation", ""),
+        ("partition", "x" * 65),
+        ("account", "a,b"),
+        ("partition", "debug,"),
+        ("nodelist", "cn01"),
+        ("flavour", "pro"),
+        ("queue", "batch"),
     ],
 )
 def test_slurm_refuses_unknown_options_and_hostile_values(key: str, value: str) -> None:
@@ -449,16 +559,26 @@ def test_slurm_quotes_a_folder_sbatch_can_read_and_refuses_one_it_cannot() -> No
 
 def test_slurm_argv() -> None:
     slurm = SlurmScheduler()
-    assert slurm.submit_argv("/x/simgate_batch.sh", SAMPLE) == ["sbatch", "--parsable", "/x/simgate_batch.sh"]
+    assert slurm.submit_argv("/x/simgate_batch.sh", SAMPLE) == [
+        "sbatch",
+        "--parsable",
+        "/x/simgate_batch.sh",
+    ]
     assert slurm.status_argv(["22", "27", "28+1", "27_3"]) == [
-        "squeue", "--noheader", "--states=all", "--format=%i|%T", "--jobs=22,27,28+1,27_3",
+        "squeue",
+        "--noheader",
+        "--states=all",
+        "--format=%i|%T",
+        "--jobs=22,27,28+1,27_3",
     ]
     # A lone id is named twice: squeue then exits 0 (not 1) once Slurm has forgotten the job.
     assert slurm.status_argv(["22"])[-1] == "--jobs=22,22"
     assert slurm.cancel_argv("22") == ["scancel", "22"]
 
 
-@pytest.mark.parametrize("job_id", ["abc", "12;x", "-1", "12 13", "12_", "--me", "", "12,13", "12_[1-3]"])
+@pytest.mark.parametrize(
+    "job_id", ["abc", "12;x", "-1", "12 13", "12_", "--me", "", "12,13", "12_[1-3]"]
+)
 def test_slurm_refuses_what_is_not_a_job_id(job_id: str) -> None:
     with pytest.raises(InvalidSubmission, match="Slurm job id"):
         SlurmScheduler().status_argv(["22", job_id])
@@ -475,8 +595,16 @@ def test_slurm_parse_submit() -> None:
 
 @pytest.mark.parametrize(
     "stdout",
-    [data("slurm/sbatch_error.txt"), "", "  \n", "Submitted batch job 32", "32;", "32;a b", "32 33",
-     "sbatch: error: x\n"],
+    [
+        data("slurm/sbatch_error.txt"),
+        "",
+        "  \n",
+        "Submitted batch job 32",
+        "32;",
+        "32;a b",
+        "32 33",
+        "sbatch: error: x\n",
+    ],
 )
 def test_slurm_parse_submit_refuses_junk_and_errors(stdout: str) -> None:
     with pytest.raises(InvalidSubmission, match="sbatch"):
@@ -498,24 +626,54 @@ def test_slurm_parse_status_on_captured_output() -> None:
         "27_1": RUNNING,
         "28+1": PENDING,
     }
-    assert SlurmScheduler().parse_status(data("slurm/squeue_suspended.txt"), ["26", "27", "28", "30"]) == {
-        "26": PENDING, "27": CANCELLED, "28": CANCELLED, "30": RUNNING,
+    assert SlurmScheduler().parse_status(
+        data("slurm/squeue_suspended.txt"), ["26", "27", "28", "30"]
+    ) == {
+        "26": PENDING,
+        "27": CANCELLED,
+        "28": CANCELLED,
+        "30": RUNNING,
     }
 
 
 def test_slurm_reads_rows_defensively() -> None:
     stdout = "motd: be nice\n41|CANCELLED by 1000\n42|SOMETHING_NEW\n43|\n|RUNNING\n44_1|COMPLETED\n44_2|FAILED\n"
     assert SlurmScheduler().parse_status(stdout, ["41", "42", "43", "44"]) == {
-        "41": CANCELLED, "42": UNKNOWN, "43": UNKNOWN, "44": FAILED,
+        "41": CANCELLED,
+        "42": UNKNOWN,
+        "43": UNKNOWN,
+        "44": FAILED,
     }
 
 
 def test_slurm_maps_every_state_of_the_manual() -> None:
     # https://slurm.schedmd.com/squeue.html#SECTION_JOB-STATE-CODES, as listed by Slurm 22.05's squeue(1)
-    manual = ["BOOT_FAIL", "CANCELLED", "COMPLETED", "CONFIGURING", "COMPLETING", "DEADLINE", "FAILED", "NODE_FAIL",
-              "OUT_OF_MEMORY", "PENDING", "PREEMPTED", "RUNNING", "RESV_DEL_HOLD", "REQUEUE_FED", "REQUEUE_HOLD",
-              "REQUEUED", "RESIZING", "REVOKED", "SIGNALING", "SPECIAL_EXIT", "STAGE_OUT", "STOPPED", "SUSPENDED",
-              "TIMEOUT"]
+    manual = [
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "CONFIGURING",
+        "COMPLETING",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PENDING",
+        "PREEMPTED",
+        "RUNNING",
+        "RESV_DEL_HOLD",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "REQUEUED",
+        "RESIZING",
+        "REVOKED",
+        "SIGNALING",
+        "SPECIAL_EXIT",
+        "STAGE_OUT",
+        "STOPPED",
+        "SUSPENDED",
+        "TIMEOUT",
+    ]
     assert sorted(SLURM_STATES) == sorted(manual)
 
 
@@ -544,7 +702,9 @@ def test_pbs_pro_script() -> None:
 
 def test_pbs_torque_script() -> None:
     job = sample(options={"flavour": "torque", "queue": "batch"})
-    directives = [line for line in PbsScheduler().batch_script(job).splitlines() if line.startswith("#PBS")]
+    directives = [
+        line for line in PbsScheduler().batch_script(job).splitlines() if line.startswith("#PBS")
+    ]
     assert directives == [
         "#PBS -S /bin/sh",
         "#PBS -N s7890123-a1b2c3",
@@ -561,13 +721,20 @@ def test_pbs_one_node_without_memory() -> None:
     script = PbsScheduler().batch_script(sample(nodes=1, memory_mb=None))
     assert "#PBS -l select=1:ncpus=4\n" in script
     assert "place=" not in script
-    assert "#PBS -l nodes=1:ppn=4\n" in PbsScheduler("torque").batch_script(sample(nodes=1, memory_mb=None))
+    assert "#PBS -l nodes=1:ppn=4\n" in PbsScheduler("torque").batch_script(
+        sample(nodes=1, memory_mb=None)
+    )
 
 
 @pytest.mark.parametrize(
     ("name", "pbs_name"),
-    [("demo", "demo"), ("run-15-chars-ok", "run-15-chars-ok"), ("1abc", "s1abc"), (JOB_ID, "s7890123-a1b2c3"),
-     ("a" * 16, "s" + "a" * 14)],
+    [
+        ("demo", "demo"),
+        ("run-15-chars-ok", "run-15-chars-ok"),
+        ("1abc", "s1abc"),
+        (JOB_ID, "s7890123-a1b2c3"),
+        ("a" * 16, "s" + "a" * 14),
+    ],
 )
 def test_pbs_names_fit_fifteen_characters_and_start_with_a_letter(name: str, pbs_name: str) -> None:
     assert f"#PBS -N {pbs_name}\n" in PbsScheduler().batch_script(sample(name=name))
@@ -577,22 +744,35 @@ def test_pbs_names_fit_fifteen_characters_and_start_with_a_letter(name: str, pbs
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("queue", "workq -A theirs"), ("queue", "workq\n#PBS -A theirs"), ("account", "$(id)"), ("account", ""),
-     ("flavour", "slurm"), ("flavour", "pro "), ("partition", "debug"), ("select", "1:ncpus=64")],
+    [
+        ("queue", "workq -A theirs"),
+        ("queue", "workq\n#PBS -A theirs"),
+        ("account", "$(id)"),
+        ("account", ""),
+        ("flavour", "slurm"),
+        ("flavour", "pro "),
+        ("partition", "debug"),
+        ("select", "1:ncpus=64"),
+    ],
 )
 def test_pbs_refuses_unknown_options_and_hostile_values(key: str, value: str) -> None:
     with pytest.raises(InvalidSubmission, match=key):
         PbsScheduler().batch_script(sample(options={key: value}))
 
 
-@pytest.mark.parametrize("job_dir", ["/tmp/job dir", "/tmp/a:b", "/tmp/$(id)", "/tmp/a\nb", "/tmp/a%j", "/tmp/é"])
+@pytest.mark.parametrize(
+    "job_dir", ["/tmp/job dir", "/tmp/a:b", "/tmp/$(id)", "/tmp/a\nb", "/tmp/a%j", "/tmp/é"]
+)
 def test_pbs_refuses_a_folder_a_directive_might_misread(job_dir: str) -> None:
     with pytest.raises(InvalidSubmission, match="#PBS"):
         PbsScheduler().batch_script(sample(job_dir=job_dir))
 
 
 def test_pbs_argv() -> None:
-    assert PbsScheduler().submit_argv("/x/simgate_batch.sh", SAMPLE) == ["qsub", "/x/simgate_batch.sh"]
+    assert PbsScheduler().submit_argv("/x/simgate_batch.sh", SAMPLE) == [
+        "qsub",
+        "/x/simgate_batch.sh",
+    ]
     assert PbsScheduler().cancel_argv("4101.pbs01") == ["qdel", "4101.pbs01"]
     pro = PbsScheduler().status_argv(["4101.pbs01", "4106[].pbs01"])
     assert pro[:2] == ["sh", "-c"]
@@ -608,7 +788,9 @@ def test_pbs_status_tolerates_unknown_ids_only() -> None:
     assert 'exit "$rc"' in text  # anything else keeps qstat's own exit status
 
 
-@pytest.mark.parametrize("job_id", ["abc", "4101; rm -rf ~", "-x", "4101 4102", "", "4101[", "4101.pbs 01"])
+@pytest.mark.parametrize(
+    "job_id", ["abc", "4101; rm -rf ~", "-x", "4101 4102", "", "4101[", "4101.pbs 01"]
+)
 def test_pbs_refuses_what_is_not_a_job_id(job_id: str) -> None:
     with pytest.raises(InvalidSubmission, match="PBS job id"):
         PbsScheduler().status_argv(["4101", job_id])
@@ -623,7 +805,14 @@ def test_pbs_parse_submit() -> None:
 
 
 @pytest.mark.parametrize(
-    "stdout", ["", "qsub: Unknown queue", "qsub: Job rejected by all possible destinations", "4101.pbs01 extra", "x.y"]
+    "stdout",
+    [
+        "",
+        "qsub: Unknown queue",
+        "qsub: Job rejected by all possible destinations",
+        "4101.pbs01 extra",
+        "x.y",
+    ],
 )
 def test_pbs_parse_submit_refuses_junk_and_errors(stdout: str) -> None:
     with pytest.raises(InvalidSubmission, match="qsub"):
@@ -632,22 +821,38 @@ def test_pbs_parse_submit_refuses_junk_and_errors(stdout: str) -> None:
 
 def test_pbs_parse_status_json() -> None:
     # ids as qsub printed them: the server part may be shorter than qstat's
-    ids = ["4101.pbs01", "4102.pbs01.example.org", "4103", "4104.pbs01", "4105.pbs01", "4106[].pbs01", "4107.pbs01",
-           "4199.pbs01"]
-    assert PbsScheduler().parse_status(data("pbs/qstat_pro.json"), ids) == {
-        "4101.pbs01": RUNNING, "4102.pbs01.example.org": PENDING, "4103": PENDING,
-        "4104.pbs01": DONE,
-        "4105.pbs01": DONE,  # Exit_status 271 (SIGTERM): still DONE, the job's own report says how it ended
-        "4106[].pbs01": RUNNING,  # an array that has begun
-        "4107.pbs01": RUNNING,  # exiting: its end is not settled yet
-        "4199.pbs01": UNKNOWN,
-    }
+    ids = [
+        "4101.pbs01",
+        "4102.pbs01.example.org",
+        "4103",
+        "4104.pbs01",
+        "4105.pbs01",
+        "4106[].pbs01",
+        "4107.pbs01",
+        "4199.pbs01",
+    ]
+    assert (
+        PbsScheduler().parse_status(data("pbs/qstat_pro.json"), ids)
+        == {
+            "4101.pbs01": RUNNING,
+            "4102.pbs01.example.org": PENDING,
+            "4103": PENDING,
+            "4104.pbs01": DONE,
+            "4105.pbs01": DONE,  # Exit_status 271 (SIGTERM): still DONE, the job's own report says how it ended
+            "4106[].pbs01": RUNNING,  # an array that has begun
+            "4107.pbs01": RUNNING,  # exiting: its end is not settled yet
+            "4199.pbs01": UNKNOWN,
+        }
+    )
 
 
 def test_pbs_parse_status_text() -> None:
     ids = ["5201.torque01", "5202.torque01", "5203.torque01", "5204.torque01", "5299.torque01"]
     assert PbsScheduler("torque").parse_status(data("pbs/qstat_torque.txt"), ids) == {
-        "5201.torque01": RUNNING, "5202.torque01": PENDING, "5203.torque01": DONE, "5204.torque01": PENDING,
+        "5201.torque01": RUNNING,
+        "5202.torque01": PENDING,
+        "5203.torque01": DONE,
+        "5204.torque01": PENDING,
         "5299.torque01": UNKNOWN,
     }
 
@@ -657,8 +862,11 @@ def test_pbs_parse_status_when_nothing_is_listed_and_when_the_output_is_broken()
     empty = '{"timestamp":1732806000,"pbs_version":"2022.1.5","pbs_server":"pbs01"}'  # no "Jobs" when none is listed
     assert pbs.parse_status(empty, ["4101"]) == {"4101": UNKNOWN}
     assert pbs.parse_status("", ["4101"]) == {"4101": UNKNOWN}
-    assert pbs.parse_status('{"Jobs":{"4101.s":{"job_state":"Z"},"4102.s":{}}}', ["4101", "4102"]) == {
-        "4101": UNKNOWN, "4102": UNKNOWN,
+    assert pbs.parse_status(
+        '{"Jobs":{"4101.s":{"job_state":"Z"},"4102.s":{}}}', ["4101", "4102"]
+    ) == {
+        "4101": UNKNOWN,
+        "4102": UNKNOWN,
     }
     for broken in (data("pbs/qstat_pro.json")[:300], '{"Jobs": []}', "{[1]"):
         with pytest.raises(Unavailable, match="JSON"):

@@ -85,17 +85,34 @@ class World:
             raise AssertionError(f"no remote {program!r} was expected")
         return self.answers[program](argv)
 
-    def job(self, status: JobState, owner: Principal = ALICE, minutes_ago: float = 0, **changes: Any) -> str:
+    def job(
+        self, status: JobState, owner: Principal = ALICE, minutes_ago: float = 0, **changes: Any
+    ) -> str:
         """A stored job of `owner` in `status`, last changed `minutes_ago`; its id."""
         at = iso_time(datetime.now(UTC) - timedelta(minutes=minutes_ago))
-        job = Job(job_id=new_job_id(owner.user_id), owner=owner.user_id, owner_name=owner.name,
-                  case_id=changes.pop("case_id", SMOOTHIE), title="a job", description="", status=status,
-                  created_at=at, updated_at=at, **changes)
+        job = Job(
+            job_id=new_job_id(owner.user_id),
+            owner=owner.user_id,
+            owner_name=owner.name,
+            case_id=changes.pop("case_id", SMOOTHIE),
+            title="a job",
+            description="",
+            status=status,
+            created_at=at,
+            updated_at=at,
+            **changes,
+        )
         return self.jobs.put(job).job_id
 
     def reporting(self, status: JobState, **changes: Any) -> str:
         """A job that holds `TOKEN` (it was dispatched), with its upload container."""
-        job_id = self.job(status, scheduler_id="4242", dispatch_message="m1", token_hash=hash_token(TOKEN), **changes)
+        job_id = self.job(
+            status,
+            scheduler_id="4242",
+            dispatch_message="m1",
+            token_hash=hash_token(TOKEN),
+            **changes,
+        )
         self.outputs.create(job_id)
         return job_id
 
@@ -121,8 +138,12 @@ def raising(exc: BaseException) -> Answer:
 def make_world(**settings: Any) -> Iterator[World]:
     """The fakes in use for the block, with `settings` replacing some."""
     world: World
-    services = fake_services(lambda target, argv, stdin: world.remote(target, argv, stdin),
-                             upload_minutes=15, lost_after_minutes=15, **settings)
+    services = fake_services(
+        lambda target, argv, stdin: world.remote(target, argv, stdin),
+        upload_minutes=15,
+        lost_after_minutes=15,
+        **settings,
+    )
     world = World(services)
     with use_services(services):
         yield world
@@ -153,7 +174,11 @@ def test_a_new_job_is_a_draft_of_its_creator(world: World) -> None:
     made = create_job(ALICE, {"case_id": SMOOTHIE, "job_title": "first blend"})
     stored = world.get(made.job_id)
     assert (made.status, made.user, made.job_title) == ("DRAFT", "Alice", "first blend")
-    assert (stored.status, stored.owner, stored.case_id) == (JobState.DRAFT, ALICE.user_id, SMOOTHIE)
+    assert (stored.status, stored.owner, stored.case_id) == (
+        JobState.DRAFT,
+        ALICE.user_id,
+        SMOOTHIE,
+    )
     assert world.queue.sent == []  # nothing runs until it is run
 
 
@@ -225,8 +250,11 @@ def test_a_run_whose_dispatch_cannot_be_queued_gives_the_draft_back(world: World
 
 def test_another_users_job_is_not_found(world: World) -> None:
     job_id = world.job(JobState.COMPLETED, owner=BOB)
-    for attempt in (lambda: show_job(ALICE, job_id), lambda: update_job(ALICE, job_id, {"job_title": "mine"}),
-                    lambda: delete_job(ALICE, job_id)):
+    for attempt in (
+        lambda: show_job(ALICE, job_id),
+        lambda: update_job(ALICE, job_id, {"job_title": "mine"}),
+        lambda: delete_job(ALICE, job_id),
+    ):
         with pytest.raises(NotFound):
             attempt()
     assert world.get(job_id).title == "a job"
@@ -272,7 +300,11 @@ def test_deleting_a_draft_whose_run_failed_leaves_no_containers(world: World) ->
 
 
 def test_jobs_are_listed_in_pages_by_owner_status_and_case(world: World) -> None:
-    alices = {world.job(JobState.DRAFT), world.job(JobState.RUNNING), world.job(JobState.RUNNING, case_id=1)}
+    alices = {
+        world.job(JobState.DRAFT),
+        world.job(JobState.RUNNING),
+        world.job(JobState.RUNNING, case_id=1),
+    }
     world.job(JobState.RUNNING, owner=BOB)
 
     def listed(cursor: str | None = None, **query: Any) -> tuple[list[str], str | None]:
@@ -346,7 +378,9 @@ def test_a_running_report_moves_the_job_and_keeps_its_progress(world: World) -> 
     assert "upload" not in view
 
 
-def test_finalizing_gets_an_upload_grant_and_the_same_one_again_while_it_is_valid(world: World) -> None:
+def test_finalizing_gets_an_upload_grant_and_the_same_one_again_while_it_is_valid(
+    world: World,
+) -> None:
     job_id = world.reporting(JobState.RUNNING)
     first = report(job_id, {"status": "FINALIZING"}).upload
     expires = datetime.fromisoformat(first.expires_on)
@@ -366,22 +400,35 @@ def test_a_completed_report_records_the_uploaded_outputs(world: World) -> None:
     data = b"time_s,mixing_index\n0,0\n1,0.9\n"
     world.outputs.upload(job_id, "mixing_index.csv", data)
     world.outputs.upload(job_id, "simgate-stdout.log", b"ok\n")
-    view = report(job_id, {"status": "COMPLETED", "outputs": claims(("mixing_index", "mixing_index.csv"))})
+    view = report(
+        job_id, {"status": "COMPLETED", "outputs": claims(("mixing_index", "mixing_index.csv"))}
+    )
     job = world.get(job_id)
     assert view.status == job.status == JobState.COMPLETED
     [output] = job.outputs
     md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-    assert (output.name, output.file, output.size, output.md5) == ("mixing_index", "mixing_index.csv", len(data), md5)
+    assert (output.name, output.file, output.size, output.md5) == (
+        "mixing_index",
+        "mixing_index.csv",
+        len(data),
+        md5,
+    )
     assert output.content_type == "text/csv"  # the case's, not what the upload said
     assert world.outputs.outputs[job_id][output.blob_name].md5 == md5  # copied where users read
     assert job_id not in world.outputs.uploads  # the grant has nothing left to write to
 
 
-@pytest.mark.parametrize(("claim", "copied"), [
-    (("mixing_index", "mixing_index.csv"), True),  # copied from elsewhere in storage, not uploaded
-    (("concentration", "concentration.csv"), False),  # never uploaded
-    (("secret_sauce", "mixing_index.csv"), False),  # not an output of the case
-])
+@pytest.mark.parametrize(
+    ("claim", "copied"),
+    [
+        (
+            ("mixing_index", "mixing_index.csv"),
+            True,
+        ),  # copied from elsewhere in storage, not uploaded
+        (("concentration", "concentration.csv"), False),  # never uploaded
+        (("secret_sauce", "mixing_index.csv"), False),  # not an output of the case
+    ],
+)
 def test_a_completed_report_with_a_bad_claim_is_refused_naming_it(
     world: World, claim: tuple[str, str], copied: bool
 ) -> None:
@@ -390,7 +437,10 @@ def test_a_completed_report_with_a_bad_claim_is_refused_naming_it(
     world.outputs.upload(job_id, "simgate-stdout.log", b"ok\n")
     world.outputs.upload(job_id, "mixing_index.csv", b"0,0\n", copied=copied)
     with pytest.raises(InvalidBody) as refused:
-        report(job_id, {"status": "COMPLETED", "outputs": claims(("stdout", "simgate-stdout.log"), claim)})
+        report(
+            job_id,
+            {"status": "COMPLETED", "outputs": claims(("stdout", "simgate-stdout.log"), claim)},
+        )
     assert field_names(refused.value) == ["outputs[1].file"]
     job = world.get(job_id)
     assert (job.status, job.outputs) == (JobState.FINALIZING, ())
@@ -434,7 +484,9 @@ def test_a_queued_job_is_cancelling_with_one_cancel_message(world: World) -> Non
 
 def test_a_cancel_the_scheduler_confirms_ends_the_job_cancelled(world: World) -> None:
     job_id = world.job(JobState.CANCELLING, scheduler_id="4242", dispatch_message="m1")
-    world.answers.update({"simgate-cancel": said(), "simgate-status": said("")})  # no PID listed: gone
+    world.answers.update(
+        {"simgate-cancel": said(), "simgate-status": said("")}
+    )  # no PID listed: gone
     asyncio.run(stop(job_id))
     assert world.get(job_id).status is JobState.CANCELLED
     assert world.asked == ["simgate-cancel", "simgate-status"]
@@ -550,7 +602,10 @@ def test_a_silent_job_still_running_is_noted_as_checked(world: World) -> None:
     job = world.get(job_id)
     assert sweep.alive == [job_id]
     assert job.checked_at is not None
-    assert (job.status, job.updated_at) == (JobState.RUNNING, before.updated_at)  # not a report: still silent
+    assert (job.status, job.updated_at) == (
+        JobState.RUNNING,
+        before.updated_at,
+    )  # not a report: still silent
 
 
 def test_a_recent_job_is_not_asked_about(world: World) -> None:

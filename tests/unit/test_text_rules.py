@@ -19,19 +19,53 @@ from core.values import check_values
 # Each one spoofs or hides text: C1 controls (U+0085 is a line break to some readers), bidi embeddings, overrides
 # and isolates, the Arabic letter mark, the zero-width space and direction marks, line and paragraph separators,
 # the BOM.
-SPOOFING = ["\u0080", "\u0085", "\u009b", "\u009f", "\u061c", "\u200b", "\u200e", "\u200f",
-            "\u2028", "\u2029", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068",
-            "\u2069", "\ufeff"]
+SPOOFING = [
+    "\u0080",
+    "\u0085",
+    "\u009b",
+    "\u009f",
+    "\u061c",
+    "\u200b",
+    "\u200e",
+    "\u200f",
+    "\u2028",
+    "\u2029",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\ufeff",
+]
 CONTROLS = ["\x00", "\x01", "\x1b", "\x1f", "\x7f"]
-PRINTABLE = ["plain", "üñ中文🙂", "Ann's run \"1\" <b>", "\u00a0nbsp", "\u05d0\u05d1 Hebrew", "\u0627\u0644 Arabic",
-             "\U0001f469\u200d\U0001f52c scientist", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 Persian"]
+PRINTABLE = [
+    "plain",
+    "üñ中文🙂",
+    'Ann\'s run "1" <b>',
+    "\u00a0nbsp",
+    "\u05d0\u05d1 Hebrew",
+    "\u0627\u0644 Arabic",
+    "\U0001f469\u200d\U0001f52c scientist",
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 Persian",
+]
 
-CASE = Case.model_validate({
-    "id": 1, "slug": "tt", "title": "T", "description": "D", "target": "local", "entry": "run.sh",
-    "scripts": [{"template": "run.sh.j2", "path": "run.sh", "executable": True}],
-    "outputs": [{"name": "o", "glob": "o.csv", "label": "O"}],
-    "fields": [{"type": "string", "name": "note", "label": "Note"}],
-})
+CASE = Case.model_validate(
+    {
+        "id": 1,
+        "slug": "tt",
+        "title": "T",
+        "description": "D",
+        "target": "local",
+        "entry": "run.sh",
+        "scripts": [{"template": "run.sh.j2", "path": "run.sh", "executable": True}],
+        "outputs": [{"name": "o", "glob": "o.csv", "label": "O"}],
+        "fields": [{"type": "string", "name": "note", "label": "Note"}],
+    }
+)
 
 
 def create(title: str, description: str = "") -> Any:

@@ -12,22 +12,68 @@ from core.values import check_values, effective_values, missing_required
 
 CASE = Case.model_validate(
     {
-        "id": 1, "slug": "tank", "title": "T", "description": "D", "target": "local", "entry": "run.sh",
+        "id": 1,
+        "slug": "tank",
+        "title": "T",
+        "description": "D",
+        "target": "local",
+        "entry": "run.sh",
         "scripts": [{"template": "run.sh.j2", "path": "run.sh"}],
         "outputs": [{"name": "o", "glob": "o.csv", "label": "O"}],
         "fields": [
-            {"type": "group", "name": "water", "label": "Water", "fields": [
-                {"type": "float", "name": "density", "label": "D", "units": "kg/m³", "min": 900, "max": 1100,
-                 "step": 0.5, "default": 1000},
-                {"type": "float", "name": "viscosity", "label": "V", "units": "m²/s", "min": 1e-06, "max": 1e-04,
-                 "step": 1e-06},
-            ]},
-            {"type": "int", "name": "cells", "label": "C", "min": 10, "max": 100, "step": 5, "default": 20},
+            {
+                "type": "group",
+                "name": "water",
+                "label": "Water",
+                "fields": [
+                    {
+                        "type": "float",
+                        "name": "density",
+                        "label": "D",
+                        "units": "kg/m³",
+                        "min": 900,
+                        "max": 1100,
+                        "step": 0.5,
+                        "default": 1000,
+                    },
+                    {
+                        "type": "float",
+                        "name": "viscosity",
+                        "label": "V",
+                        "units": "m²/s",
+                        "min": 1e-06,
+                        "max": 1e-04,
+                        "step": 1e-06,
+                    },
+                ],
+            },
+            {
+                "type": "int",
+                "name": "cells",
+                "label": "C",
+                "min": 10,
+                "max": 100,
+                "step": 5,
+                "default": 20,
+            },
             {"type": "bool", "name": "pulse", "label": "P", "default": False},
-            {"type": "choice", "name": "mesh", "label": "M", "options": [{"value": "coarse", "label": "Coarse"},
-                                                                        {"value": "fine", "label": "Fine"}]},
-            {"type": "string", "name": "tag", "label": "Tag", "pattern": "[a-z0-9-]+", "max_length": 16,
-             "required": False},
+            {
+                "type": "choice",
+                "name": "mesh",
+                "label": "M",
+                "options": [
+                    {"value": "coarse", "label": "Coarse"},
+                    {"value": "fine", "label": "Fine"},
+                ],
+            },
+            {
+                "type": "string",
+                "name": "tag",
+                "label": "Tag",
+                "pattern": "[a-z0-9-]+",
+                "max_length": 16,
+                "required": False,
+            },
             {"type": "string", "name": "note", "label": "Note", "required": False},
         ],
     }
@@ -39,9 +85,24 @@ def check(**values: Any) -> dict[str, Any]:
 
 
 def test_good_values_are_normalised() -> None:
-    got = check(density=998, viscosity=1.5e-05, cells=35.0, pulse=True, mesh="fine", tag="run-1", note="ça va")
-    assert got == {"density": 998.0, "viscosity": 1.5e-05, "cells": 35, "pulse": True, "mesh": "fine",
-                   "tag": "run-1", "note": "ça va"}
+    got = check(
+        density=998,
+        viscosity=1.5e-05,
+        cells=35.0,
+        pulse=True,
+        mesh="fine",
+        tag="run-1",
+        note="ça va",
+    )
+    assert got == {
+        "density": 998.0,
+        "viscosity": 1.5e-05,
+        "cells": 35,
+        "pulse": True,
+        "mesh": "fine",
+        "tag": "run-1",
+        "note": "ça va",
+    }
     assert isinstance(got["density"], float)
     assert isinstance(got["cells"], int)
 
@@ -89,7 +150,9 @@ def test_every_bad_field_is_listed_at_once() -> None:
 
 
 def test_units_must_match_when_sent() -> None:
-    assert check_values(CASE, [{"name": "density", "value": 1000, "units": "kg/m³"}]) == {"density": 1000.0}
+    assert check_values(CASE, [{"name": "density", "value": 1000, "units": "kg/m³"}]) == {
+        "density": 1000.0
+    }
     with pytest.raises(InvalidValues, match="density"):
         check_values(CASE, [{"name": "density", "value": 1000, "units": "g/cm³"}])
     with pytest.raises(InvalidValues):

@@ -33,9 +33,15 @@ w = load_wrapper()
 def oldest_python() -> str | None:
     """A Python 3.8 interpreter that runs on this machine (pyenv's or on PATH), or None."""
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    for path in [*sorted(str(p) for p in pyenv.glob("3.8.*/bin/python3")), shutil.which("python3.8")]:
+    for path in [
+        *sorted(str(p) for p in pyenv.glob("3.8.*/bin/python3")),
+        shutil.which("python3.8"),
+    ]:
         check = "import sys; sys.exit(sys.version_info[:2] != (3, 8))"
-        if path and subprocess.run([path, "-c", check], capture_output=True, timeout=30).returncode == 0:
+        if (
+            path
+            and subprocess.run([path, "-c", check], capture_output=True, timeout=30).returncode == 0
+        ):
             return path
     return None
 
@@ -50,7 +56,10 @@ def test_the_wrapper_parses_as_python_3_8() -> None:
 def test_the_wrapper_imports_the_standard_library_only() -> None:
     tree = ast.parse(WRAPPER.read_text())
     modules = {
-        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
     }
     modules |= {
         node.module.split(".")[0]
@@ -63,18 +72,24 @@ def test_the_wrapper_imports_the_standard_library_only() -> None:
 def test_the_wrapper_compiles_and_loads_on_python_3_8() -> None:
     python = oldest_python()
     if python is None:
-        pytest.skip("no Python 3.8 here (the integration tests then run the wrapper on this Python)")
+        pytest.skip(
+            "no Python 3.8 here (the integration tests then run the wrapper on this Python)"
+        )
     code = (
         "import importlib.util as u, sys; s = u.spec_from_file_location('w', sys.argv[1]); "
         "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.block_id(1), m.end_report(0, [])['status'])"
     )
-    done = subprocess.run([python, "-c", code, str(WRAPPER)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [python, "-c", code, str(WRAPPER)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [w.block_id(1), "COMPLETED"]
 
 
 def test_the_wrapper_agrees_with_the_gateway_on_logs_and_limits() -> None:
-    assert {name: file for name, file in w.LOGS} == {name: o.glob for name, o in LOG_OUTPUTS.items()}
+    assert {name: file for name, file in w.LOGS} == {
+        name: o.glob for name, o in LOG_OUTPUTS.items()
+    }
     assert {o.content_type for o in LOG_OUTPUTS.values()} == {w.LOG_CONTENT_TYPE}
     assert w.MAX_OUTPUTS == MAX_OUTPUTS
 
@@ -140,7 +155,9 @@ def make_folder(root: Path) -> None:
 
 
 def plan(root: Path, outputs: list[dict[str, str]], **kwargs: Any) -> list[tuple[str, str, str]]:
-    return [(p.name, p.file, p.content_type) for p in w.select_files(str(root), outputs, **kwargs).files]
+    return [
+        (p.name, p.file, p.content_type) for p in w.select_files(str(root), outputs, **kwargs).files
+    ]
 
 
 def test_outputs_are_the_matching_files_in_output_order_then_the_logs(tmp_path: Path) -> None:
@@ -165,10 +182,14 @@ def test_outputs_are_the_matching_files_in_output_order_then_the_logs(tmp_path: 
     ]
 
 
-def test_a_catch_all_glob_never_takes_the_job_file_the_wrapper_or_what_lies_outside(tmp_path: Path) -> None:
+def test_a_catch_all_glob_never_takes_the_job_file_the_wrapper_or_what_lies_outside(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / "job"
     make_folder(root)
-    selection = w.select_files(str(root), [{"name": "all", "glob": "*"}], skip_files=("simgate_ca.pem",))
+    selection = w.select_files(
+        str(root), [{"name": "all", "glob": "*"}], skip_files=("simgate_ca.pem",)
+    )
     files = [p.file for p in selection.files]
     for never in (
         "simgate_job.json",
@@ -202,11 +223,15 @@ def test_a_catch_all_glob_never_takes_the_job_file_the_wrapper_or_what_lies_outs
         "simgate-stderr.log",
     }
     assert any("bad name.csv" in n for n in selection.notes)
-    assert not any("hidden" in n or "simgate-exit" in n for n in selection.notes)  # dot files are never outputs
+    assert not any(
+        "hidden" in n or "simgate-exit" in n for n in selection.notes
+    )  # dot files are never outputs
     assert any("escape.csv" in n for n in selection.notes)
 
 
-@pytest.mark.parametrize("glob", ["../*", "../outside.csv", "/etc/passwd", "*/../*", str(Path("/") / "tmp" / "*")])
+@pytest.mark.parametrize(
+    "glob", ["../*", "../outside.csv", "/etc/passwd", "*/../*", str(Path("/") / "tmp" / "*")]
+)
 def test_a_glob_cannot_reach_out_of_the_folder(tmp_path: Path, glob: str) -> None:
     root = tmp_path / "job"
     make_folder(root)
@@ -216,7 +241,9 @@ def test_a_glob_cannot_reach_out_of_the_folder(tmp_path: Path, glob: str) -> Non
     ]
 
 
-def test_missing_logs_are_not_planned_and_outputs_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_logs_are_not_planned_and_outputs_are_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for i in range(5):
         (tmp_path / f"f{i}.dat").write_text("x")
     monkeypatch.setattr(w, "MAX_OUTPUTS", 5)
@@ -234,7 +261,9 @@ def test_block_ids_are_base64_of_the_same_length_and_distinct() -> None:
     assert {len(i) for i in ids} == {len(ids[0])}
     assert all(len(base64.b64decode(i, validate=True)) <= 64 for i in (ids[0], ids[-1]))
     assert base64.b64decode(ids[7]) == b"simgate-block-000007"
-    assert quote(ids[0], safe="") != ids[0]  # "=" must be escaped in the query: the wrapper quotes it
+    assert (
+        quote(ids[0], safe="") != ids[0]
+    )  # "=" must be escaped in the query: the wrapper quotes it
 
 
 @pytest.mark.parametrize(
@@ -261,10 +290,15 @@ def result(file: str, error: str | None = None, name: str = "out") -> Any:
 
 
 def test_exit_0_with_every_upload_is_completed_with_the_list() -> None:
-    report = w.end_report(0, [result("a.csv", name="mixing_index"), result("simgate-stdout.log", name="stdout")])
+    report = w.end_report(
+        0, [result("a.csv", name="mixing_index"), result("simgate-stdout.log", name="stdout")]
+    )
     assert report == {
         "status": "COMPLETED",
-        "outputs": [{"name": "mixing_index", "file": "a.csv"}, {"name": "stdout", "file": "simgate-stdout.log"}],
+        "outputs": [
+            {"name": "mixing_index", "file": "a.csv"},
+            {"name": "stdout", "file": "simgate-stdout.log"},
+        ],
     }
     parse_body(StatusReport, report)
 
@@ -368,18 +402,29 @@ def test_an_openfoam_error_is_told_by_its_fatal_block_and_program(tmp_path: Path
         "blockMesh: Entry 'deltaT' not found in dictionary \"/tmp/of2/system/controlDict\" "
         "file: /tmp/of2/system/controlDict from line 13 to line 64."
     )
-    bare = "--> FOAM FATAL ERROR:\ncannot find file \"0/U\"\n\n    From function x\n\nFOAM aborting\n"
+    bare = '--> FOAM FATAL ERROR:\ncannot find file "0/U"\n\n    From function x\n\nFOAM aborting\n'
     assert summary_of(tmp_path, bare) == 'FOAM FATAL ERROR: cannot find file "0/U"'
 
 
-@pytest.mark.parametrize(("log", "said"), [
-    ("Traceback (most recent call last):\n  File \"model.py\", line 3\nValueError: blade_speed is not a number\n",
-     "ValueError: blade_speed is not a number"),
-    ("run.sh: icoFoam diverged\n\n   \n--------------\n*** ***\n// * * //\n", "run.sh: icoFoam diverged"),
-    ("solving 10%\rsolving 50%\rerror: out of disk space\n", "error: out of disk space"),
-    ("\x1b[1;31merror:\x1b[0m \x1b]0;title\x07bad\u202e mesh \x9d!\tnow\n", "error: bad mesh ! now"),
-    ("model crashed", "model crashed"),
-])
+@pytest.mark.parametrize(
+    ("log", "said"),
+    [
+        (
+            'Traceback (most recent call last):\n  File "model.py", line 3\nValueError: blade_speed is not a number\n',
+            "ValueError: blade_speed is not a number",
+        ),
+        (
+            "run.sh: icoFoam diverged\n\n   \n--------------\n*** ***\n// * * //\n",
+            "run.sh: icoFoam diverged",
+        ),
+        ("solving 10%\rsolving 50%\rerror: out of disk space\n", "error: out of disk space"),
+        (
+            "\x1b[1;31merror:\x1b[0m \x1b]0;title\x07bad\u202e mesh \x9d!\tnow\n",
+            "error: bad mesh ! now",
+        ),
+        ("model crashed", "model crashed"),
+    ],
+)
 def test_otherwise_the_last_line_that_says_something(tmp_path: Path, log: str, said: str) -> None:
     assert summary_of(tmp_path, log) == said
 
@@ -392,7 +437,10 @@ def test_a_log_that_says_nothing_gives_no_summary(tmp_path: Path, log: str | byt
 
 def test_the_summary_is_one_bounded_line_without_secrets(tmp_path: Path) -> None:
     w.remember_secret("sig=s3cr3t-sas-signature-0123456789")
-    said = summary_of(tmp_path, "upload to https://x/c?sv=1&sig=s3cr3t-sas-signature-0123456789 failed: " + "é" * 900)
+    said = summary_of(
+        tmp_path,
+        "upload to https://x/c?sv=1&sig=s3cr3t-sas-signature-0123456789 failed: " + "é" * 900,
+    )
     assert said is not None
     assert "s3cr3t" not in said
     assert len(said) <= w.SUMMARY_MAX
@@ -408,7 +456,10 @@ def test_only_the_end_of_a_huge_log_is_read(tmp_path: Path) -> None:
 def test_a_failed_report_carries_what_the_entry_said(tmp_path: Path) -> None:
     why = summary_of(tmp_path, CAVITY_WITHOUT_ENV)
     report = w.end_report(1, [result("simgate-stderr.log", name="stderr")], None, (), why)
-    assert report["message"] == "exit code 1: blockMesh: Could not find mandatory etc entry (mode=ugo) 'controlDict'"
+    assert (
+        report["message"]
+        == "exit code 1: blockMesh: Could not find mandatory etc entry (mode=ugo) 'controlDict'"
+    )
     parse_body(StatusReport, report)
     assert w.end_report(0, [result("a.csv")], None, (), "ignored")["status"] == "COMPLETED"
     assert w.end_report(3, [], None, (), None)["message"] == "exit code 3"
@@ -470,7 +521,9 @@ def test_progress_is_a_number_from_0_to_100(tmp_path: Path) -> None:
 def test_the_log_blots_out_secrets(capsys: pytest.CaptureFixture[str]) -> None:
     w.remember_secret("tok/en+with=odd-chars")
     w._remember_sas("sv=2026-06-06&sp=cw&sig=SiGnAtUrE%2Babc%3D")
-    w.log("token tok/en+with=odd-chars, quoted tok%2Fen%2Bwith%3Dodd-chars, sig SiGnAtUrE+abc=, SiGnAtUrE%2Babc%3D")
+    w.log(
+        "token tok/en+with=odd-chars, quoted tok%2Fen%2Bwith%3Dodd-chars, sig SiGnAtUrE+abc=, SiGnAtUrE%2Babc%3D"
+    )
     err = capsys.readouterr().err
     assert "tok" not in err.replace("token", "")
     assert "SiGnAtUrE" not in err
@@ -489,13 +542,18 @@ def test_a_grant_is_renewed_shortly_before_it_expires() -> None:
 
     def renew() -> dict[str, Any]:
         renewals.append(1)
-        return {"upload": {"url": "https://h/c2/", "sas": "sv=1&sig=new-signature", "expires_on": later}}
+        return {
+            "upload": {"url": "https://h/c2/", "sas": "sv=1&sig=new-signature", "expires_on": later}
+        }
 
     grant = w.Grant("https://h/c", "?sv=1&sig=old-signature", soon, renew)
     assert grant.current() == ("https://h/c2", "sv=1&sig=new-signature")
     assert grant.current() == ("https://h/c2", "sv=1&sig=new-signature")
     assert len(renewals) == 1
-    assert w.Grant("https://h/c", "sv=1&sig=x", later, renew).current() == ("https://h/c", "sv=1&sig=x")
+    assert w.Grant("https://h/c", "sv=1&sig=x", later, renew).current() == (
+        "https://h/c",
+        "sv=1&sig=x",
+    )
     assert len(renewals) == 1
 
 
@@ -511,7 +569,9 @@ def test_grants_come_from_finalizing_replies_only_when_complete() -> None:
     assert w.Grant.from_reply(None) is None
     assert w.Grant.from_reply({"status": "FINALIZING"}) is None
     assert w.Grant.from_reply({"upload": {"url": "https://h/c"}}) is None
-    grant = w.Grant.from_reply({"upload": {"url": "https://h/c", "sas": "sv=1&sig=abcdefgh", "expires_on": "x"}})
+    grant = w.Grant.from_reply(
+        {"upload": {"url": "https://h/c", "sas": "sv=1&sig=abcdefgh", "expires_on": "x"}}
+    )
     assert grant is not None
     assert grant.current() == ("https://h/c", "sv=1&sig=abcdefgh")
 
@@ -522,14 +582,28 @@ def test_grants_come_from_finalizing_replies_only_when_complete() -> None:
         ({}, "https", "example.org", None),
         ({"https_proxy": "http://proxy:3128"}, "https", "example.org", ("proxy", 3128, {})),
         ({"https_proxy": "proxy:3128"}, "https", "example.org", ("proxy", 3128, {})),
-        ({"https_proxy": "http://proxy:3128", "no_proxy": "example.org"}, "https", "example.org", None),
-        ({"https_proxy": "http://proxy:3128", "no_proxy": ".example.org"}, "https", "a.example.org", None),
+        (
+            {"https_proxy": "http://proxy:3128", "no_proxy": "example.org"},
+            "https",
+            "example.org",
+            None,
+        ),
+        (
+            {"https_proxy": "http://proxy:3128", "no_proxy": ".example.org"},
+            "https",
+            "a.example.org",
+            None,
+        ),
         ({"http_proxy": "http://proxy:8080"}, "https", "example.org", None),
         (
             {"http_proxy": "http://u%40x:p%3Aw@proxy:8080"},
             "http",
             "example.org",
-            ("proxy", 8080, {"Proxy-Authorization": "Basic " + base64.b64encode(b"u@x:p:w").decode()}),
+            (
+                "proxy",
+                8080,
+                {"Proxy-Authorization": "Basic " + base64.b64encode(b"u@x:p:w").decode()},
+            ),
         ),
     ],
 )
@@ -544,8 +618,12 @@ def test_proxies_come_from_the_environment(
     assert w.proxy_for(scheme, host) == expected
 
 
-def test_the_entry_group_is_killed_when_it_outlives_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
-    proc = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & wait; sleep 60"], start_new_session=True)
+def test_the_entry_group_is_killed_when_it_outlives_sigterm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proc = subprocess.Popen(
+        ["sh", "-c", "trap '' TERM; sleep 60 & wait; sleep 60"], start_new_session=True
+    )
     try:
         forwarder = w.SignalForwarder(proc)
         time.sleep(0.2)
@@ -574,12 +652,26 @@ def test_outputs_may_lie_at_most_five_names_deep(tmp_path: Path) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(rel)
     selection = w.select_files(str(tmp_path), [{"name": "text", "glob": "*.txt"}])
-    assert [p.file for p in selection.files] == ["a/b/c/d/e.txt"]  # as the gateway's claim pattern allows
+    assert [p.file for p in selection.files] == [
+        "a/b/c/d/e.txt"
+    ]  # as the gateway's claim pattern allows
 
 
 def test_the_wrapper_and_the_gateway_name_the_job_folder_alike() -> None:
     """The cross-process contract of `core.jobfolder`: the wrapper keeps its own copies, and they must agree."""
-    assert (w.JOB_FILE, w.WRAPPER_FILE, w.BATCH_FILE, w.EXIT_CODE_FILE, w.STDOUT_LOG, w.STDERR_LOG) == (
-        jobfolder.JOB_FILE, jobfolder.WRAPPER_FILE, jobfolder.BATCH_FILE, jobfolder.EXIT_CODE_FILE,
-        jobfolder.STDOUT_LOG, jobfolder.STDERR_LOG)
+    assert (
+        w.JOB_FILE,
+        w.WRAPPER_FILE,
+        w.BATCH_FILE,
+        w.EXIT_CODE_FILE,
+        w.STDOUT_LOG,
+        w.STDERR_LOG,
+    ) == (
+        jobfolder.JOB_FILE,
+        jobfolder.WRAPPER_FILE,
+        jobfolder.BATCH_FILE,
+        jobfolder.EXIT_CODE_FILE,
+        jobfolder.STDOUT_LOG,
+        jobfolder.STDERR_LOG,
+    )
     assert w.API_VERSION == jobfolder.STORAGE_API_VERSION
