@@ -8,6 +8,7 @@ from blueprints.jobs import bp as jobs_bp
 from blueprints.openapi import bp as openapi_bp
 from blueprints.outputs import bp as outputs_bp
 from blueprints.reports import bp as reports_bp
+from blueprints.studies import bp as studies_bp
 from blueprints.ui import bp as ui_bp
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -15,6 +16,7 @@ app.register_functions(cases_bp)
 app.register_functions(jobs_bp)
 app.register_functions(outputs_bp)
 app.register_functions(reports_bp)
+app.register_functions(studies_bp)
 app.register_functions(openapi_bp)
 app.register_functions(dispatch_bp)
 app.register_functions(ui_bp)

@@ -167,6 +167,11 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
         ("job_id",),
     ),
     # `id` is a case's own id in CaseHeader and CaseDetail, the only views with an `id`.
+    "study_id": PathParameter(
+        {"type": "string", "pattern": JOB_ID.pattern, "minLength": 37, "maxLength": 37},
+        "the study's id, as `POST /study` answered it",
+        ("study_id",),
+    ),
     "case_id": PathParameter(
         {"type": "string", "pattern": CASE_REF, "minLength": 1, "maxLength": 63},
         "the case's id (a whole number) or its name",

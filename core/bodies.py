@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -74,6 +74,35 @@ class JobPatch(_Body):
     job_title: Title | None = None
     description: Text | None = None
     fields: list[FieldValue] | None = Field(default=None, max_length=500)
+
+
+MAX_AXES = 8
+MAX_AXIS_VALUES = 1000
+
+
+class AxisBody(_Body):
+    """One varied field of a study: `values`, or `from`/`to` with `step`, or with `count` (and `scale`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    values: list[Any] | None = Field(default=None, min_length=1, max_length=MAX_AXIS_VALUES)
+    start: float | None = Field(default=None, alias="from", allow_inf_nan=False)
+    stop: float | None = Field(default=None, alias="to", allow_inf_nan=False)
+    step: float | None = Field(default=None, allow_inf_nan=False)
+    count: Annotated[int, Field(ge=1, le=MAX_AXIS_VALUES), WHOLE] | None = None
+    scale: Literal["linear", "log"] = "linear"
+
+
+class StudyCreate(_Body):
+    """`POST /study`: a case, a title, base values as a job's, and the axes that vary them."""
+
+    case_id: Annotated[int, Field(ge=1, le=MAX_CASE_ID), WHOLE]
+    title: Title
+    description: Text = ""
+    values: list[FieldValue] = Field(default_factory=list, max_length=500)
+    axes: list[AxisBody] = Field(min_length=1, max_length=MAX_AXES)
+    combine: Literal["grid", "zip"] = "grid"
 
 
 MAX_OUTPUTS = 200

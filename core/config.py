@@ -48,6 +48,8 @@ class Settings:
         int  # an unclaimed SUBMITTED job (or a CANCELLING one) this old gets its message again
     )
     cases_dir: Path  # the case catalog's folder: SIMGATE_CASES_DIR, or the packaged `cases/`
+    studies_table: str  # the studies' table (their runs are in the jobs table)
+    study_max_runs: int  # runs a study may have (SIMGATE_STUDY_MAX_RUNS)
     targets: str  # SIMGATE_TARGETS: the targets' JSON text ("@path" reads it from a file below the app root)
 
 
@@ -81,6 +83,8 @@ def read_settings() -> Settings:
         lost_after_minutes=max(int(env("SIMGATE_LOST_AFTER_MINUTES", "15")), 0),
         resend_after_seconds=max(int(env("SIMGATE_RESEND_AFTER_SECONDS", "300")), 1),
         cases_dir=Path(env("SIMGATE_CASES_DIR", "") or APP_ROOT / "cases"),
+        studies_table=env("SIMGATE_STUDIES_TABLE", "studies"),
+        study_max_runs=min(max(int(env("SIMGATE_STUDY_MAX_RUNS", "1000")), 1), 100_000),
         targets=env("SIMGATE_TARGETS", ""),
     )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from core.records import Job
+from core.records import Job, Study
 from core.states import JobState
 from core.targets import Target
 
@@ -26,6 +26,7 @@ class JobQuery:
     owner: str | None
     status: JobState | None = None
     case_id: int | None = None
+    study_id: str | None = None
 
 
 class JobRepo(Protocol):
@@ -33,6 +34,14 @@ class JobRepo(Protocol):
 
     def insert(self, job: Job) -> Job:
         """Store a new job; the stored job, with its ETag."""
+        ...
+
+    def insert_many(self, jobs: list[Job]) -> list[Job]:
+        """Store new jobs of one owner in batched transactions (one request per hundred)."""
+        ...
+
+    def of_study(self, owner: str, study_id: str) -> list[Job]:
+        """Every run of one of the owner's studies, whole, in index order."""
         ...
 
     def get(self, job_id: str) -> Job:
@@ -56,6 +65,30 @@ class JobRepo(Protocol):
     def due(self, lost: str, resend: str, limit: int) -> list[Job]:
         """The reconciler's sweep: active jobs unchanged since `lost`, and SUBMITTED or CANCELLING ones unchanged
         since `resend` (ISO times), whole, at most `limit` (one cross-partition query)."""
+        ...
+
+
+class StudyRepo(Protocol):
+    """Studies by id, every write conditional on the ETag the study was read at."""
+
+    def insert(self, study: Study) -> Study:
+        """Store a new study."""
+        ...
+
+    def get(self, study_id: str) -> Study:
+        """The study (one point read); `NotFound` when there is none."""
+        ...
+
+    def replace(self, study: Study) -> Study:
+        """Write `study` if it is unchanged since it was read; `ConcurrencyConflict` otherwise."""
+        ...
+
+    def delete(self, study: Study) -> None:
+        """Remove `study` if it is unchanged since it was read."""
+        ...
+
+    def page(self, owner: str, per_page: int, cursor: str | None) -> tuple[list[Study], str | None]:
+        """One page of the owner's studies, newest first (one request), and the next page's cursor."""
         ...
 
 

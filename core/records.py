@@ -105,6 +105,29 @@ class Job:
     upload_expires: str | None = (
         None  # when the job's upload grant ends (set once one has been given)
     )
+    study_id: str | None = None  # the study this job is a run of
+    study_index: int | None = None  # its place among the study's runs, from 0
+    attempt: int | None = None  # which of the study's attempts made it (1, then one more per rerun)
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class Study:
+    """A case run over axes of values: its runs are jobs of the owner that carry its id and their index."""
+
+    study_id: str  # the same shape as a job id: the owner key, then the row
+    owner: str
+    owner_name: str
+    case_id: int
+    title: str
+    description: str
+    created_at: str
+    updated_at: str
+    values: dict[str, Any] = field(default_factory=dict)  # the base values, checked
+    axes: tuple[dict[str, Any], ...] = ()  # as the request gave them
+    combine: str = "grid"
+    runs: int = 0
+    attempt: int = 1
     etag: str | None = None
 
 
@@ -134,9 +157,10 @@ def new_job_id(user_id: str) -> str:
     return f"{owner_key(user_id)}-{inverted:013d}-{secrets.token_hex(3)}"
 
 
-def split_job_id(job_id: str) -> tuple[str, str]:
-    """The (partition, row) of a job id; `InvalidInput` naming `job_id` when it has the wrong shape."""
+def split_job_id(job_id: str, name: str = "job_id") -> tuple[str, str]:
+    """The (partition, row) of a job id (or a study id, of the same shape); `InvalidInput` naming `name` when it
+    has the wrong shape."""
     match = JOB_ID.fullmatch(job_id)
     if not match:
-        raise InvalidInput.field("job_id", "is not a job id", "path")
+        raise InvalidInput.field(name, f"is not a {name.removesuffix('_id')} id", "path")
     return match.group(1), match.group(2)

@@ -24,7 +24,7 @@ from core.config import Settings, read_settings
 if TYPE_CHECKING:
     from core.auth import KeyCache
     from core.catalog import Catalog
-    from core.ports import DispatchQueue, JobRepo, OutputStore, RemoteRunner
+    from core.ports import DispatchQueue, JobRepo, OutputStore, RemoteRunner, StudyRepo
     from core.targets import Target
 
 
@@ -33,7 +33,16 @@ class Services:
 
     def __init__(self, settings: Settings, **given: Any) -> None:
         self.settings = settings
-        unknown = set(given) - {"jobs", "outputs", "queue", "remote", "catalog", "targets", "keys"}
+        unknown = set(given) - {
+            "jobs",
+            "studies",
+            "outputs",
+            "queue",
+            "remote",
+            "catalog",
+            "targets",
+            "keys",
+        }
         if unknown:
             raise TypeError(f"Services has no {sorted(unknown)}")
         self.__dict__.update(given)  # a given adapter shadows its cached_property
@@ -47,6 +56,14 @@ class Services:
         from core.storage.jobs_table import JobsTable, make_client
 
         return JobsTable(make_client(self.settings))
+
+    @cached_property
+    def studies(self) -> StudyRepo:
+        """The study repository: Table Storage, a table of its own."""
+        from core.storage.jobs_table import make_client
+        from core.storage.studies_table import StudiesTable
+
+        return StudiesTable(make_client(self.settings, self.settings.studies_table))
 
     @cached_property
     def outputs(self) -> OutputStore:

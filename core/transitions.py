@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.errors import Conflict
-from core.records import Change, Job, Output, iso_time, now_iso
+from core.records import Change, Job, Output, Study, iso_time, now_iso
 from core.states import TERMINAL, JobState, advances
 
 DISPATCHER = "dispatcher"
@@ -227,3 +227,8 @@ def resend_noted(current: Job, seen: Job, stamp: str) -> Job | None:
     if not unchanged or current.dispatch_message is not None:
         return None
     return replace(current, checked_at=stamp)
+
+
+def next_attempt(study: Study) -> Study:
+    """A study whose FAILED and CANCELLED runs are run again: its next attempt."""
+    return replace(study, attempt=study.attempt + 1, updated_at=now_iso())

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer
 
-from core.bodies import JobCopy, JobCreate, JobPatch, StatusReport
+from core.bodies import JobCopy, JobCreate, JobPatch, StatusReport, StudyCreate
 from core.cases import Case, Node, Resources
 from core.ports import Grant
-from core.records import Change, Job, Output, iso_time
+from core.records import Change, Job, Output, Study, iso_time
 from core.states import JobState
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "JobCreate",
     "JobPatch",
     "StatusReport",
+    "StudyCreate",
 ]  # the request bodies, for the document
 
 
@@ -76,6 +77,10 @@ class JobHeader(_View):
     created_at: str
     updated_at: str
     links: dict[str, str]
+    study_id: str | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )  # a study's run: which
+    study_index: int | None = Field(default=None, exclude_if=lambda v: v is None)  # and its place
 
 
 class ValueView(_View):
@@ -201,6 +206,8 @@ def header(job: Job) -> JobHeader:
             "status": f"/job/{job.job_id}/status",
             "case": f"/case/{job.case_id}",
         },
+        study_id=job.study_id,
+        study_index=job.study_index,
     )
 
 
@@ -303,4 +310,120 @@ def case_detail(case: Case, note: str | None = None) -> CaseDetail:
         resources=case.resources,
         outputs=outputs,
         fields=list(case.fields),
+    )
+
+
+Value = bool | int | float | str
+
+
+class StudyHeader(_View):
+    """A study as listed: its case, how many runs it has, and which attempt is the latest."""
+
+    study_id: str
+    title: str
+    description: str
+    case_id: int
+    user: str
+    created_at: str
+    updated_at: str
+    runs: int
+    attempt: int
+    links: dict[str, str]
+
+
+class StudyDetail(StudyHeader):
+    """A whole study: its axes, base values, and its runs counted by state (from the runs themselves)."""
+
+    combine: str
+    axes: list[dict[str, object]]
+    values: dict[str, Value]
+    counts: dict[str, int]
+    progress: float  # percent of the runs that have ended, and the running ones' own progress
+    ended: bool
+    ended_at: str | None
+
+
+class StudyRun(_View):
+    """One run of a study: the job, its place, its varied values and where it is."""
+
+    job_id: str
+    index: int
+    attempt: int
+    status: JobState
+    values: dict[str, Value]
+    progress: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    updated_at: str
+    links: dict[str, str]
+
+
+class StudyPlan(_View):
+    """What `POST /study?dry_run=true` would make: how many runs, and each run's varied values."""
+
+    case_id: int
+    runs: int
+    values: list[dict[str, Value]]
+
+
+def study_header(study: Study) -> StudyHeader:
+    """What `GET /study` lists of a study."""
+    return StudyHeader(
+        study_id=study.study_id,
+        title=study.title,
+        description=study.description,
+        case_id=study.case_id,
+        user=study.owner_name,
+        created_at=study.created_at,
+        updated_at=study.updated_at,
+        runs=study.runs,
+        attempt=study.attempt,
+        links={
+            "self": f"/study/{study.study_id}",
+            "runs": f"/study/{study.study_id}/runs",
+            "case": f"/case/{study.case_id}",
+        },
+    )
+
+
+def study_detail(study: Study, runs: list[Job]) -> StudyDetail:
+    """The whole study, its counts and progress taken from the latest attempt of each of its runs."""
+    latest = latest_runs(runs)
+    counts = {state.value: 0 for state in JobState}
+    for run in latest:
+        counts[run.status.value] += 1
+    done = [r for r in latest if r.status.terminal]
+    share = sum(100.0 if r.status.terminal else (r.progress or 0.0) for r in latest)
+    ended = bool(latest) and len(done) == len(latest)
+    return StudyDetail(
+        **dict(study_header(study)),
+        combine=study.combine,
+        axes=list(study.axes),
+        values=study.values,
+        counts={k: v for k, v in counts.items() if v},
+        progress=round(share / len(latest), 1) if latest else 0.0,
+        ended=ended,
+        ended_at=max(r.updated_at for r in done) if ended else None,
+    )
+
+
+def latest_runs(runs: list[Job]) -> list[Job]:
+    """Each index's run of the latest attempt that made one (a rerun replaces a failed run, not the others)."""
+    by_index: dict[int, Job] = {}
+    for run in runs:
+        index = run.study_index or 0
+        if index not in by_index or (run.attempt or 1) > (by_index[index].attempt or 1):
+            by_index[index] = run
+    return [by_index[i] for i in sorted(by_index)]
+
+
+def study_run(run: Job, varied: list[str]) -> StudyRun:
+    """One run of a study, with the values of its study's varied fields."""
+    return StudyRun(
+        job_id=run.job_id,
+        index=run.study_index or 0,
+        attempt=run.attempt or 1,
+        status=run.status,
+        values={name: run.values[name] for name in varied if name in run.values},
+        progress=run.progress,
+        updated_at=run.updated_at,
+        links={"job": f"/job/{run.job_id}", "status": f"/job/{run.job_id}/status"},
     )

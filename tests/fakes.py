@@ -26,7 +26,7 @@ from core.catalog import load_catalog
 from core.config import read_settings
 from core.errors import ConcurrencyConflict, Conflict, NotFound, Unavailable
 from core.ports import CommandResult, Grant, JobQuery, StoredBlob
-from core.records import Job
+from core.records import Job, Study
 from core.services import Services
 from core.states import SWEPT, WAITING
 from core.targets import Target, parse_targets
@@ -43,6 +43,7 @@ class FakeJobs:
     def __init__(self) -> None:
         self.rows: dict[str, Job] = {}
         self.writes = 0
+        self.batches = 0
         self._etags = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -56,6 +57,16 @@ class FakeJobs:
             if job.job_id in self.rows:
                 raise Conflict("a job with this id exists already")
             return self.put(job)
+
+    def insert_many(self, jobs: list[Job]) -> list[Job]:
+        self.batches += -(
+            -len(jobs) // 100
+        )  # the requests Table Storage's transactions of a hundred take
+        return [self.insert(job) for job in jobs]
+
+    def of_study(self, owner: str, study_id: str) -> list[Job]:
+        runs = [j for j in self.rows.values() if j.owner == owner and j.study_id == study_id]
+        return sorted(runs, key=lambda j: (j.study_index or 0, j.attempt or 0))
 
     def get(self, job_id: str) -> Job:
         if job_id not in self.rows:
@@ -105,6 +116,48 @@ def _matches(job: Job, query: JobQuery) -> bool:
         and (query.status is None or job.status is query.status)
         and (query.case_id is None or job.case_id == query.case_id)
     )
+
+
+class FakeStudies:
+    """The study repository: a dict with ETags, like `FakeJobs`."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Study] = {}
+        self._etags = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def insert(self, study: Study) -> Study:
+        with self._lock:
+            if study.study_id in self.rows:
+                raise Conflict("a study with this id exists already")
+            self.rows[study.study_id] = replace(study, etag=str(next(self._etags)))
+            return self.rows[study.study_id]
+
+    def get(self, study_id: str) -> Study:
+        if study_id not in self.rows:
+            raise NotFound(f"there is no study {study_id!r}")
+        return self.rows[study_id]
+
+    def replace(self, study: Study) -> Study:
+        with self._lock:
+            if self.get(study.study_id).etag != study.etag:
+                raise ConcurrencyConflict("the study changed while this request was handled")
+            self.rows[study.study_id] = replace(study, etag=str(next(self._etags)))
+            return self.rows[study.study_id]
+
+    def delete(self, study: Study) -> None:
+        with self._lock:
+            if self.get(study.study_id).etag != study.etag:
+                raise ConcurrencyConflict("the study changed while this request was handled")
+            del self.rows[study.study_id]
+
+    def page(self, owner: str, per_page: int, cursor: str | None) -> tuple[list[Study], str | None]:
+        found = sorted(
+            (s for s in self.rows.values() if s.owner == owner), key=lambda s: s.study_id
+        )
+        start = int(cursor or 0)
+        rest = found[start + per_page :]
+        return found[start : start + per_page], str(start + per_page) if rest else None
 
 
 @dataclass
@@ -217,6 +270,7 @@ def fake_services(remote: Handler | None = None, **settings: Any) -> Services:
     return Services(
         base,
         jobs=FakeJobs(),
+        studies=FakeStudies(),
         outputs=FakeOutputs(),
         queue=FakeQueue(),
         remote=FakeRemote(remote or _nothing_runs),

@@ -45,7 +45,11 @@ HEADER_FIELDS = [
     "updated_at",
     "reason",
     "progress",
+    "study_id",
+    "study_index",
+    "attempt",
 ]
+BATCH = 100  # entities in one table transaction (Table Storage's limit), all of one partition
 
 
 class JobsTable:
@@ -56,19 +60,36 @@ class JobsTable:
 
     def insert(self, job: Job) -> Job:
         """Store a new job."""
-        with _translated():
+        with translated():
             meta = self._client.create_entity(to_entity(job))
         return _with_etag(job, meta)
+
+    def insert_many(self, jobs: list[Job]) -> list[Job]:
+        """Store new jobs of one owner, a transaction per hundred (one request each), all or none per transaction."""
+        stored: list[Job] = []
+        for start in range(0, len(jobs), BATCH):
+            chunk = jobs[start : start + BATCH]
+            with translated():
+                metas = self._client.submit_transaction([("create", to_entity(j)) for j in chunk])
+            stored += [_with_etag(job, dict(meta)) for job, meta in zip(chunk, metas, strict=True)]
+        return stored
+
+    def of_study(self, owner: str, study_id: str) -> list[Job]:
+        """Every run of a study, whole, in index order (one partition query, a request per thousand runs)."""
+        query = "PartitionKey eq @pk and owner eq @owner and study_id eq @study"
+        parameters = {"pk": owner_key(owner), "owner": owner, "study": study_id}
+        runs = self.find(query, parameters, limit=1_000_000)
+        return sorted(runs, key=lambda j: (j.study_index or 0, j.attempt or 0))
 
     def get(self, job_id: str) -> Job:
         """The job with this id (one point read); `NotFound` when there is none."""
         partition, row = split_job_id(job_id)
-        with _translated(job_id):
+        with translated(job_id):
             return from_entity(self._client.get_entity(partition, row))
 
     def replace(self, job: Job) -> Job:
         """Write `job` if it is unchanged since it was read; `ConcurrencyConflict` otherwise."""
-        with _translated(job.job_id):
+        with translated(job.job_id):
             meta = self._client.update_entity(
                 to_entity(job),
                 mode=UpdateMode.REPLACE,
@@ -80,7 +101,7 @@ class JobsTable:
     def delete(self, job: Job) -> None:
         """Remove `job` if it is unchanged since it was read."""
         partition, row = split_job_id(job.job_id)
-        with _translated(job.job_id):
+        with translated(job.job_id):
             self._client.delete_entity(
                 partition, row, etag=job.etag, match_condition=MatchConditions.IfNotModified
             )
@@ -94,7 +115,7 @@ class JobsTable:
         pages: Any = self._client.query_entities(
             text, results_per_page=per_page, select=HEADER_FIELDS, parameters=parameters
         ).by_page(continuation_token=token)
-        with _translated():
+        with translated():
             jobs = [from_entity(e) for e in next(pages)]
         return jobs, encode_cursor(pages.continuation_token)
 
@@ -111,7 +132,7 @@ class JobsTable:
         """Whole jobs matching an OData filter, across partitions, at most `limit` (the sweep's query; operators'
         and tests' own)."""
         found: list[Job] = []
-        with _translated():
+        with translated():
             for entity in self._client.query_entities(
                 query, parameters=parameters, results_per_page=min(limit, 1000)
             ):
@@ -134,6 +155,9 @@ def _filter(query: JobQuery) -> tuple[str, dict[str, Any]]:
     if query.case_id is not None:
         clauses.append("case_id eq @case_id")
         parameters["case_id"] = query.case_id
+    if query.study_id is not None:
+        clauses.append("study_id eq @study")
+        parameters["study"] = query.study_id
     return " and ".join(clauses), parameters
 
 
@@ -163,6 +187,9 @@ def to_entity(job: Job) -> dict[str, Any]:
         "dispatch_error": job.dispatch_error,
         "checked_at": job.checked_at,
         "upload_expires": job.upload_expires,
+        "study_id": job.study_id,
+        "study_index": job.study_index,
+        "attempt": job.attempt,
     }
     return {k: v for k, v in entity.items() if v is not None}
 
@@ -195,6 +222,9 @@ def from_entity(entity: Any) -> Job:
         dispatch_error=entity.get("dispatch_error"),
         checked_at=entity.get("checked_at"),
         upload_expires=entity.get("upload_expires"),
+        study_id=entity.get("study_id"),
+        study_index=entity.get("study_index"),
+        attempt=entity.get("attempt"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 
@@ -239,30 +269,31 @@ def decode_cursor(cursor: str | None) -> dict[str, str] | None:
 
 
 @contextlib.contextmanager
-def _translated(job_id: str | None = None) -> Iterator[None]:
+def translated(key: str | None = None, what: str = "job") -> Iterator[None]:
     """Turn SDK errors into the project's own where they enter: missing, conflicting or unreachable."""
     try:
         yield
     except ResourceNotFoundError as exc:
-        raise NotFound(f"there is no job {job_id!r}") from exc
+        raise NotFound(f"there is no {what} {key!r}") from exc
     except ResourceModifiedError as exc:
         raise ConcurrencyConflict(
-            "the job changed while this request was handled; try again"
+            f"the {what} changed while this request was handled; try again"
         ) from exc
     except ResourceExistsError as exc:
-        raise Conflict("a job with this id exists already") from exc
+        raise Conflict(f"a {what} with this id exists already") from exc
     except AzureError as exc:
-        raise Unavailable(f"job storage failed: {type(exc).__name__}") from exc
+        raise Unavailable(f"{what} storage failed: {type(exc).__name__}") from exc
 
 
-def make_client(settings: Settings) -> TableClient:
-    """A table client for the jobs table, by key locally and by managed identity in Azure."""
+def make_client(settings: Settings, table: str | None = None) -> TableClient:
+    """A table client for the jobs table (or `table`), by key locally and by managed identity in Azure."""
     options = client_options(settings)
     if uses_key(settings):
         service = TableServiceClient.from_connection_string(settings.storage_connection, **options)
     else:
         endpoint = f"https://{settings.storage_account}.table.core.windows.net"
         service = TableServiceClient(endpoint, credential=managed_identity(), **options)
+    name = table or settings.jobs_table
     with contextlib.suppress(ResourceExistsError):
-        service.create_table(settings.jobs_table)
-    return service.get_table_client(settings.jobs_table)
+        service.create_table(name)
+    return service.get_table_client(name)

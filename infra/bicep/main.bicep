@@ -89,6 +89,11 @@ param lostAfterMinutes int = 15
 @minValue(1)
 param resendAfterSeconds int = 300
 
+@description('SIMGATE_STUDY_MAX_RUNS: the most runs one study may make.')
+@minValue(1)
+@maxValue(100000)
+param studyMaxRuns int = 1000
+
 @description('SIMGATE_CALLBACK_URL: the https URL simulators report to; the app\'s default host name unless set (e.g. a custom domain).')
 param callbackUrl string = ''
 
@@ -135,6 +140,7 @@ var storageAccountName = take('st${compactName}${token}', 24)
 var keyVaultName = take('kv${compactName}${token}', 24)
 var deploymentContainerName = 'app-package'
 var jobsTableName = 'jobs'
+var studiesTableName = 'studies'
 var dispatchQueueName = 'dispatch' // core/config.py DISPATCH_QUEUE; the host adds "dispatch-poison"
 var appUrl = empty(callbackUrl) ? 'https://${functionAppName}.azurewebsites.net' : callbackUrl
 
@@ -169,6 +175,7 @@ module storage 'modules/storage.bicep' = {
     skuName: storageSku
     deploymentContainerName: deploymentContainerName
     jobsTableName: jobsTableName
+    studiesTableName: studiesTableName
     dispatchQueueName: dispatchQueueName
     workspaceId: monitoring.outputs.workspaceId
   }
@@ -209,6 +216,7 @@ var appSettings = concat([
   { name: 'SIMGATE_STORAGE_CREDENTIAL', value: 'managed-identity' }
   { name: 'SIMGATE_OUTPUTS_URL', value: storage.outputs.blobEndpoint }
   { name: 'SIMGATE_JOBS_TABLE', value: storage.outputs.jobsTableName }
+  { name: 'SIMGATE_STUDIES_TABLE', value: storage.outputs.studiesTableName }
   // Telemetry, sent with the identity (local authentication is off on the component).
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: monitoring.outputs.connectionString }
   { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identity.outputs.clientId};Authorization=AAD' }
@@ -230,6 +238,7 @@ var appSettings = concat([
   { name: 'SIMGATE_RECONCILE_SCHEDULE', value: reconcileSchedule }
   { name: 'SIMGATE_LOST_AFTER_MINUTES', value: string(lostAfterMinutes) }
   { name: 'SIMGATE_RESEND_AFTER_SECONDS', value: string(resendAfterSeconds) }
+  { name: 'SIMGATE_STUDY_MAX_RUNS', value: string(studyMaxRuns) }
 ], sshKeySettings)
 
 // The targets' private keys: each the app setting a target's key_setting names, resolved from Key Vault.

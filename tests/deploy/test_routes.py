@@ -38,6 +38,15 @@ EXPECTED_ROUTES = {
     ("POST", "job/{job_id}/copy"): "copy_job",
     ("GET", "openapi.json"): "openapi",
     ("PATCH", "job/{job_id}/status"): "report_status",
+    # Studies (issue #15): a case over axes of values; its runs are jobs.
+    ("POST", "study"): "create_study",
+    ("GET", "study"): "list_studies",
+    ("GET", "study/{study_id}"): "show_study",
+    ("POST", "study/{study_id}"): "run_study",
+    ("GET", "study/{study_id}/runs"): "study_runs",
+    ("POST", "study/{study_id}/cancel"): "cancel_study",
+    ("POST", "study/{study_id}/rerun"): "rerun_study",
+    ("DELETE", "study/{study_id}"): "delete_study",
     # The browser UI (issue #8): / redirects to /ui/ (a route matching only the empty path), its files, its config.
     ("GET", "{root:maxlength(0)?}"): "ui_root",
     ("GET", "ui/config.json"): "ui_config",

@@ -200,6 +200,10 @@ def test_queue_and_table_names_match_the_code() -> None:
         bicep.BICEP_DIR / "modules" / "storage.bicep"
     )
     assert "var jobsTableName = 'jobs'" in main
+    assert "var studiesTableName = 'studies'" in main
+    assert 'env("SIMGATE_STUDIES_TABLE", "studies")' in (ROOT / "core" / "config.py").read_text(
+        encoding="utf-8"
+    )
     assert 'env("SIMGATE_JOBS_TABLE", "jobs")' in (ROOT / "core" / "config.py").read_text(
         encoding="utf-8"
     )

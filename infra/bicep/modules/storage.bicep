@@ -31,6 +31,9 @@ param deploymentContainerName string
 @description('Table holding the jobs (SIMGATE_JOBS_TABLE).')
 param jobsTableName string
 
+@description('Table holding the studies (SIMGATE_STUDIES_TABLE); their runs are jobs.')
+param studiesTableName string
+
 @description('Queue POST /job/{id} writes to; the host names its poison queue "<queue>-poison".')
 param dispatchQueueName string
 
@@ -142,6 +145,11 @@ resource jobsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-
   name: jobsTableName
 }
 
+resource studiesTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: studiesTableName
+}
+
 // Request logs (who read, wrote or deleted what) for each service, kept in Log Analytics.
 resource blobLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'storage-logs'
@@ -189,5 +197,6 @@ output queueEndpoint string = account.properties.primaryEndpoints.queue
 output tableEndpoint string = account.properties.primaryEndpoints.table
 output deploymentContainerName string = deploymentContainer.name
 output jobsTableName string = jobsTable.name
+output studiesTableName string = studiesTable.name
 output dispatchQueueName string = dispatchQueue.name
 output dispatchPoisonQueueName string = dispatchPoisonQueue.name
