@@ -199,7 +199,7 @@ def _carried(answer: Model) -> dict[str, str]:
         name: f"$response.body#/{field}"
         for name, param in PATH_PARAMETERS.items()
         for field in param.carried_by[::-1]  # the first field named wins
-        if field in fields
+        if field in fields and fields[field].is_required()  # an optional id may not be there to follow
     }
 
 
@@ -227,11 +227,13 @@ def _schemas(operations: list[Operation]) -> dict[str, Any]:
     ]
     _, top = json_schema.models_json_schema(entries, ref_template="#/components/schemas/{model}")
     schemas = dict(top.get("$defs", {}))
-    if "JobCreate" in schemas:
-        _name_the_cases(schemas["JobCreate"])
+    for body in ("JobCreate", "StudyCreate"):
+        if body in schemas:
+            _name_the_cases(schemas[body])
     return schemas
 
 
-def _name_the_cases(job_create: dict[str, Any]) -> None:
-    """A new job names a case of the catalog; any other id is refused (400), so the document lists them."""
-    job_create["properties"]["case_id"]["enum"] = sorted(c.id for c in catalog.get_catalog().cases)
+def _name_the_cases(body: dict[str, Any]) -> None:
+    """A new job or study names a case of the catalog; any other id is refused (400), so the document lists
+    them."""
+    body["properties"]["case_id"]["enum"] = sorted(c.id for c in catalog.get_catalog().cases)
