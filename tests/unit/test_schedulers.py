@@ -1183,24 +1183,29 @@ def test_direct_array_runs_each_task_in_its_folder_at_most_k_at_once(tmp_path: P
 def test_direct_array_cancel_of_one_task_and_of_all(tmp_path: Path) -> None:
     pid, _base, array_dir = direct_array(tmp_path, "sh -c 'sleep 60 & sleep 60'", 4, 2)
     direct = DirectScheduler()
-    wait_for(lambda: array_states(pid, array_dir, 4)[:2] == [RUNNING, RUNNING], "two tasks")
-    # Worker 0 runs tasks 0 then 2, worker 1 tasks 1 then 3. Cancel 2 before it starts and 0 while it runs:
-    # worker 0 skips 2 and has nothing left, task 1 runs on and 3 waits behind it.
-    assert run(direct.task_cancel_argv(f"{pid}_2", str(array_dir)), tmp_path).returncode == 0
-    assert run(direct.task_cancel_argv(f"{pid}_0", str(array_dir)), tmp_path).returncode == 0
-    wait_for(
-        lambda: array_states(pid, array_dir, 4) == [CANCELLED, RUNNING, CANCELLED, PENDING],
-        "task 0 stopped and task 2 skipped",
-    )
-    started = dict(
-        line.split() for line in (array_dir / "simgate-started.txt").read_text().splitlines()
-    )
-    assert "2" not in started
-    assert not live_group_members(int(started["0"]))
-    assert run(direct.array_cancel_argv(pid, str(array_dir)), tmp_path).returncode == 0
-    wait_for(lambda: set(array_states(pid, array_dir, 4)) == {CANCELLED}, "every task cancelled")
-    for task_pid in dict(
-        line.split() for line in (array_dir / "simgate-started.txt").read_text().splitlines()
-    ).values():
-        wait_for(lambda p=int(task_pid): not live_group_members(p), "every task's processes")
-    assert not live_group_members(int(pid))
+    try:
+        wait_for(lambda: array_states(pid, array_dir, 4)[:2] == [RUNNING, RUNNING], "two tasks")
+        # Worker 0 runs tasks 0 then 2, worker 1 tasks 1 then 3. Cancel 2 before it starts and 0 while it runs:
+        # worker 0 skips 2 and has nothing left, task 1 runs on and 3 waits behind it.
+        assert run(direct.task_cancel_argv(f"{pid}_2", str(array_dir)), tmp_path).returncode == 0
+        assert run(direct.task_cancel_argv(f"{pid}_0", str(array_dir)), tmp_path).returncode == 0
+        wait_for(
+            lambda: array_states(pid, array_dir, 4) == [CANCELLED, RUNNING, CANCELLED, PENDING],
+            "task 0 stopped and task 2 skipped",
+        )
+        started = dict(
+            line.split() for line in (array_dir / "simgate-started.txt").read_text().splitlines()
+        )
+        assert "2" not in started
+        assert not live_group_members(int(started["0"]))
+        assert run(direct.array_cancel_argv(pid, str(array_dir)), tmp_path).returncode == 0
+        wait_for(
+            lambda: set(array_states(pid, array_dir, 4)) == {CANCELLED}, "every task cancelled"
+        )
+        for task_pid in dict(
+            line.split() for line in (array_dir / "simgate-started.txt").read_text().splitlines()
+        ).values():
+            wait_for(lambda p=int(task_pid): not live_group_members(p), "every task's processes")
+        assert not live_group_members(int(pid))
+    finally:  # a failed test must not leave tasks running
+        run(direct.array_cancel_argv(pid, str(array_dir)), tmp_path)
