@@ -47,6 +47,21 @@ class Submission:
     setup: tuple[str, ...] = ()  # the target's environment set-up lines, run before the command
 
 
+@dataclass(frozen=True)
+class ArraySubmission:
+    """Many runs of one kind submitted at once: task i runs in `folder_of(base_dir, run_ids[i])`.
+
+    `job` says what every task asks for and runs; its `name` names the array and its `job_dir` is the array's own
+    folder, which holds the array's batch script, the runs file (`array_runs`) and the scheduler's logs of a task
+    that failed before reaching its run's folder. At most `max_running` tasks run at the same time.
+    """
+
+    job: Submission
+    base_dir: str  # the target's base folder: the runs' folders are below it, named by their ids
+    run_ids: tuple[str, ...]  # the gateway's job ids, in task-index order
+    max_running: int
+
+
 class Scheduler(Protocol):
     """A scheduler adapter (`direct`, `slurm`, `pbs`, ...); `common.BatchScheduler` implements the shared part."""
 

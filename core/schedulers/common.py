@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import ClassVar, Self, TypeVar
 
 from core.errors import InvalidSubmission
-from core.schedulers.base import RemoteState, Scheduler, Submission
+from core.schedulers.base import ArraySubmission, RemoteState, Scheduler, Submission
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 WALLTIME = re.compile(
@@ -22,6 +22,14 @@ WALLTIME = re.compile(
 SIMPLE_VALUE = re.compile(
     r"[A-Za-z0-9_.-]{1,64}"
 )  # queue, account, qos and the like: no spaces, quotes or `=`
+
+# The array's runs file, in the array's folder: task i's run id on line i + 1. Run ids, not paths, so a line can hold
+# nothing a shell or a directive would act on, and the batch script builds the folder as `folder_of` does.
+# (A job folder name: the lead may move it to core/jobfolder.py with the others.)
+RUNS_FILE = "simgate_runs.txt"
+RUN_ID = re.compile(
+    r"[0-9a-f]{16}-[0-9]{13}-[0-9a-f]{6}"
+)  # core.records.JOB_ID, the gateway's job ids
 
 # name → the adapter's factory, which takes the target's options. Filled by `@register` as each adapter module is
 # imported (`core/schedulers/__init__.py` imports every module of the package), read by `get_scheduler` and by the
@@ -68,6 +76,62 @@ def script_body(job: Submission) -> list[str]:
     job (cancel, time limit) reaches it directly. The set-up lines are the operator's shell, run as written.
     """
     return ["set -eu", f"cd {shlex.quote(job.job_dir)}", *job.setup, f"exec {job.command}"]
+
+
+def check_array(array: ArraySubmission) -> None:
+    """Refuse an ArraySubmission whose runs or limit could not go into an array as they are."""
+    check_submission(array.job)
+    if not array.base_dir.startswith("/") or "\x00" in array.base_dir:
+        raise InvalidSubmission(f"base_dir {array.base_dir!r} must be an absolute path")
+    if not array.run_ids:
+        raise InvalidSubmission("an array needs at least one run")
+    for run_id in array.run_ids:
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+            raise InvalidSubmission(f"run id {run_id!r} must match {RUN_ID.pattern}")
+    if len(set(array.run_ids)) != len(array.run_ids):
+        raise InvalidSubmission("an array's run ids must differ: two tasks would share one folder")
+    k = array.max_running
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidSubmission(f"max_running must be a positive whole number, not {k!r}")
+
+
+def array_runs(array: ArraySubmission) -> str:
+    """The text of the array's runs file (`RUNS_FILE`): one run id a line, task 0 first."""
+    check_array(array)
+    return "".join(f"{run_id}\n" for run_id in array.run_ids)
+
+
+def array_range(array: ArraySubmission) -> str:
+    """`0-{N-1}`, with `%K` when at most K of the N tasks may run at once and K < N (Slurm's and PBS's syntax)."""
+    count = len(array.run_ids)
+    limit = f"%{array.max_running}" if array.max_running < count else ""
+    return f"0-{count - 1}{limit}"
+
+
+def array_body(array: ArraySubmission, index: str, prologue: tuple[str, ...] = ()) -> list[str]:
+    """The lines after the directives of an array's script: read the task's index from the variable `index`, find
+    its run on that line of the runs file, go to the run's folder, send output there, set up, hand over.
+
+    The index and the line are checked before use: the variable is the scheduler's and the file the gateway's, but
+    a cut-off file or a stray environment must stop the task, never send it into another folder. `prologue` runs
+    after the checks and before the `cd` (`direct` records the task there). The task's output goes to its run's
+    `stdout.txt`/`stderr.txt`, as a single job's does; the scheduler's own log of the task only holds what failed
+    before this line.
+    """
+    base = shlex.quote(array.base_dir.rstrip("/") or "/")
+    runs = shlex.quote(f"{array.job.job_dir.rstrip('/')}/{RUNS_FILE}")
+    return [
+        "set -eu",
+        f"task=${{{index}:-}}",
+        'case $task in ""|*[!0-9]*) echo "simgate: not an array task: index=$task" >&2; exit 2;; esac',
+        f'run=$(sed -n "$((task + 1))p" {runs})',
+        'case $run in ""|*[!0-9a-f-]*) echo "simgate: no run for task $task" >&2; exit 2;; esac',
+        *prologue,
+        f'cd {base}/"$run"',
+        "exec >stdout.txt 2>stderr.txt",
+        *array.job.setup,
+        f"exec {array.job.command}",
+    ]
 
 
 def last_line(stdout: str, what: str) -> str:
@@ -158,6 +222,66 @@ class BatchScheduler:
     def cancel_command(self, scheduler_id: str) -> list[str]:
         """The cancel argv for an id already checked."""
         raise NotImplementedError
+
+    # --- arrays: many runs in one submission ------------------------------------------------------------------
+    # An adapter with arrays sets `NATIVE_ARRAYS` (the scheduler has them itself) or emulates them (`direct`), and
+    # gives `ARRAY_INDEX` and the array commands. The array's folder is passed to every array command: the native
+    # schedulers ignore it, `direct` keeps its records there.
+
+    NATIVE_ARRAYS: ClassVar[bool] = False  # whether the scheduler itself runs arrays (Slurm, PBS)
+    ARRAY_INDEX: ClassVar[str] = ""  # the variable that holds a task's index in its batch script
+
+    @property
+    def native_arrays(self) -> bool:
+        """Whether this scheduler runs arrays itself (`direct` starts the tasks with a supervisor of its own)."""
+        return self.NATIVE_ARRAYS
+
+    def array_script(self, array: ArraySubmission) -> str:
+        """The batch script every task of the array runs: its directives, then `array_body`."""
+        check_array(array)
+        check_options(array.job.options, self.OPTIONS, self.name)
+        directives = [f"{self.DIRECTIVE} {d}" for d in self.array_directives(array)]
+        return "\n".join(["#!/bin/sh", *directives, *self.array_lines(array)]) + "\n"
+
+    def array_directives(self, array: ArraySubmission) -> list[str]:
+        """The arguments of the array script's directive lines; none by default."""
+        return []
+
+    def array_lines(self, array: ArraySubmission) -> list[str]:
+        """The array script's lines after the directives."""
+        return array_body(array, self.ARRAY_INDEX)
+
+    def array_runs(self, array: ArraySubmission) -> str:
+        """The runs file to write at `RUNS_FILE` in the array's folder before submitting."""
+        return array_runs(array)
+
+    def array_submit_argv(self, script_path: str, array: ArraySubmission) -> list[str]:
+        """The argv that submits the array's script at `script_path` once and prints the array's id."""
+        raise NotImplementedError(f"{self.name} has no arrays")
+
+    def parse_array_submit(self, stdout: str) -> str:
+        """The array's id in the submit command's output; `InvalidSubmission` when there is none."""
+        return self.parse_submit(stdout)
+
+    def task_ids(self, array_id: str, count: int) -> list[str]:
+        """The id of each of the array's `count` tasks, task 0 first: what status and cancel name a run by."""
+        raise NotImplementedError(f"{self.name} has no arrays")
+
+    def array_status_argv(self, array_id: str, array_dir: str) -> list[str]:
+        """One argv that asks about every task of the array."""
+        raise NotImplementedError(f"{self.name} has no arrays")
+
+    def parse_array_status(self, stdout: str, array_id: str, count: int) -> dict[str, RemoteState]:
+        """The state of each of the array's tasks, by task id (UNKNOWN for one the output does not mention)."""
+        raise NotImplementedError(f"{self.name} has no arrays")
+
+    def array_cancel_argv(self, array_id: str, array_dir: str) -> list[str]:
+        """The argv that stops every task of the array, in one call."""
+        raise NotImplementedError(f"{self.name} has no arrays")
+
+    def task_cancel_argv(self, task_id: str, array_dir: str) -> list[str]:
+        """The argv that stops one task of an array (by default as a job: the native ids name one task)."""
+        return self.cancel_argv(task_id)
 
     def job_id(self, text: str) -> str:
         """`text`, when it is one of this scheduler's job ids; `InvalidSubmission` otherwise."""

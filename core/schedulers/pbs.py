@@ -14,8 +14,15 @@ from collections.abc import Mapping
 from typing import Self
 
 from core.errors import InvalidSubmission, Unavailable
-from core.schedulers.base import RemoteState, Submission
-from core.schedulers.common import SIMPLE_VALUE, BatchScheduler, register
+from core.schedulers.base import ArraySubmission, RemoteState, Submission
+from core.schedulers.common import (
+    SIMPLE_VALUE,
+    BatchScheduler,
+    array_body,
+    array_range,
+    last_line,
+    register,
+)
 
 FLAVOURS = ("pro", "torque")
 OPTIONS = {
@@ -64,6 +71,17 @@ STATUS = (
     'exit "$rc"'
 )
 QSTAT_ARGS = {"pro": "-x -f -F json", "torque": "-f"}
+
+# Arrays. PBS Pro/OpenPBS: `qsub -J 0-{N-1}%K`, the index in PBS_ARRAY_INDEX. The `%K` limit (it sets the array's
+# `max_run_subjobs` attribute) came with OpenPBS 2020.1 / PBS Pro 2020 ("Limit on maximum number of subjobs that can
+# run at a time", OpenPBS design document): an older qsub refuses the `%`, so the submission fails with qsub's error
+# rather than running more than K. It is left out when K >= N, so small studies submit anywhere. Torque: `qsub -t
+# 0-{N-1}%K` (its slot limit has been there since 2.x), the index in PBS_ARRAYID.
+ARRAY_FLAG = {"pro": "-J", "torque": "-t"}
+ARRAY_INDEX = {"pro": "PBS_ARRAY_INDEX", "torque": "PBS_ARRAYID"}
+ARRAY_ID = re.compile(
+    r"(\d+)\[\](\.[A-Za-z0-9_.-]+)?"
+)  # what qsub prints for an array: 123[].server
 
 
 @register
@@ -114,8 +132,66 @@ class PbsScheduler(BatchScheduler):
         """`qdel id` (exits non-zero for a job that has already ended)."""
         return ["qdel", scheduler_id]
 
+    # --- arrays ---------------------------------------------------------------------------------------------
 
-def _directives(job: Submission, flavour: str) -> list[str]:
+    NATIVE_ARRAYS = True
+
+    def array_directives(self, array: ArraySubmission) -> list[str]:
+        """As a job's, with the scheduler's logs in the array's folder. They hold only what a task printed before
+        it reached its run's folder, and all tasks name the same two files (the last one copied back stays): a
+        per-task pattern differs between PBS Pro (`^array_index^`) and Torque (a `-index` suffix)."""
+        return _directives(array.job, self._flavour(array.job), logs="task")
+
+    def array_lines(self, array: ArraySubmission) -> list[str]:
+        """The common array body, reading the index variable of the job's flavour."""
+        return array_body(array, ARRAY_INDEX[self._flavour(array.job)])
+
+    def array_submit_argv(self, script_path: str, array: ArraySubmission) -> list[str]:
+        """`qsub -J 0-{N-1}%K script` (Torque: `-t`): prints the array's id, `123[].server`."""
+        return ["qsub", ARRAY_FLAG[self._flavour(array.job)], array_range(array), script_path]
+
+    def parse_array_submit(self, stdout: str) -> str:
+        """The array's id, `123[]` or `123[].server`, from qsub's last line."""
+        line = last_line(stdout, self.SUBMITTER)
+        if not ARRAY_ID.fullmatch(line):
+            raise InvalidSubmission(f"qsub printed no PBS array id: {line[:200]!r}")
+        return line
+
+    def task_ids(self, array_id: str, count: int) -> list[str]:
+        """`123[0].server` ... : the subjobs, as qstat -t and qdel name them."""
+        match = _array_match(array_id)
+        server = match.group(2) or ""
+        return [f"{match.group(1)}[{i}]{server}" for i in range(count)]
+
+    def array_status_argv(self, array_id: str, array_dir: str) -> list[str]:
+        """One `qstat -t` for the array: the array and each of its subjobs (PBS Pro: with history, in JSON)."""
+        _array_match(array_id)
+        script = STATUS.replace("{args}", f"{QSTAT_ARGS[self.flavour]} -t")
+        return ["sh", "-c", script, "simgate-status", array_id]
+
+    def parse_array_status(self, stdout: str, array_id: str, count: int) -> dict[str, RemoteState]:
+        """Each subjob's state from `qstat -f -t`, JSON or text; UNKNOWN for one it does not list (the array's
+        own row, state B, says nothing of any one subjob)."""
+        states = _json_states(stdout) if stdout.lstrip().startswith("{") else _text_states(stdout)
+        tasks = self.task_ids(array_id, count)
+        return {t: states.get(_sequence(t), RemoteState.UNKNOWN) for t in tasks}
+
+    def array_cancel_argv(self, array_id: str, array_dir: str) -> list[str]:
+        """`qdel 123[].server`: the whole array, queued and running subjobs, in one call."""
+        return ["qdel", _array_match(array_id).group(0)]
+
+    def _flavour(self, job: Submission) -> str:
+        return job.options.get("flavour", self.flavour)
+
+
+def _array_match(array_id: str) -> re.Match[str]:
+    match = ARRAY_ID.fullmatch(array_id)
+    if not match:
+        raise InvalidSubmission(f"{array_id!r} is not a PBS array id (123[] or 123[].server)")
+    return match
+
+
+def _directives(job: Submission, flavour: str, logs: str = "") -> list[str]:
     # -S: PBS runs the script with the user's login shell unless told otherwise, and a csh login shell would
     # misread this POSIX sh script whatever its #! line says.
     lines = [
@@ -123,8 +199,8 @@ def _directives(job: Submission, flavour: str) -> list[str]:
         f"-N {_name(job.name)}",
         *_resources(job, flavour),
         f"-l walltime={job.walltime}",
-        f"-o {_path(job.job_dir, 'stdout.txt')}",
-        f"-e {_path(job.job_dir, 'stderr.txt')}",
+        f"-o {_path(job.job_dir, f'{logs}.out' if logs else 'stdout.txt')}",
+        f"-e {_path(job.job_dir, f'{logs}.err' if logs else 'stderr.txt')}",
     ]
     if "queue" in job.options:
         lines.append(f"-q {job.options['queue']}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from core.errors import InvalidSubmission
-from core.schedulers.base import RemoteState, Submission
-from core.schedulers.common import SIMPLE_VALUE, BatchScheduler, register
+from core.schedulers.base import ArraySubmission, RemoteState, Submission
+from core.schedulers.common import SIMPLE_VALUE, BatchScheduler, array_range, register
 
 # sbatch reads `#SBATCH` lines with its own parser, not the shell's: whitespace splits arguments unless inside double
 # quotes, "#" starts a comment even inside them, and slurmd later reads `--output`/`--error` as filename patterns
@@ -31,6 +31,11 @@ SUBMITTED = re.compile(r"(\d+)(;[A-Za-z0-9_.-]+)?")  # --parsable: "id" or "id;c
 JOB_ID = re.compile(
     r"\d+([_+]\d+)?"
 )  # a job, an array task (123_4) or a heterogeneous component (123+0)
+
+ARRAY_ID = re.compile(r"\d+")  # an array job's id, as `sbatch --parsable --array` prints it
+# squeue's row of an array: one task (123_4), or the tasks still pending collapsed into one row: 123_[5-9%2],
+# 123_[0,3,6,9] (a step of 3 printed as a list), 123_[0-99:2]; the %K is the running limit, not an index.
+ARRAY_ROW = re.compile(r"(\d+)_(?:(\d+)|\[([0-9,:-]+)(?:%\d+)?\])")
 
 # https://slurm.schedmd.com/squeue.html#SECTION_JOB-STATE-CODES (22.05 lists all of these)
 STATES = {
@@ -117,6 +122,48 @@ class SlurmScheduler(BatchScheduler):
         """`scancel id` (exits 0 for a job that has already ended, too)."""
         return ["scancel", scheduler_id]
 
+    # --- arrays ---------------------------------------------------------------------------------------------
+
+    NATIVE_ARRAYS = True
+    ARRAY_INDEX = "SLURM_ARRAY_TASK_ID"
+
+    def array_directives(self, array: ArraySubmission) -> list[str]:
+        """As a job's, but the scheduler's logs are the array's, one pair per task (`%a`: the task index); the
+        task's own output goes to its run's folder."""
+        job = array.job
+        lines = [d for d in _directives(job) if not d.startswith(("--output=", "--error="))]
+        folder = _path(job.job_dir)[
+            1:-1
+        ]  # checked: nothing in it sbatch or slurmd would read as a pattern
+        return [*lines, f'--output="{folder}/task-%a.out"', f'--error="{folder}/task-%a.err"']
+
+    def array_submit_argv(self, script_path: str, array: ArraySubmission) -> list[str]:
+        """`sbatch --parsable --array=0-{N-1}%K script`: prints the array job's id (and the cluster)."""
+        return ["sbatch", "--parsable", f"--array={array_range(array)}", script_path]
+
+    def task_ids(self, array_id: str, count: int) -> list[str]:
+        """`123_0` ... `123_{count-1}`, as squeue and scancel name the tasks."""
+        return [f"{_array_id(array_id)}_{i}" for i in range(count)]
+
+    def array_status_argv(self, array_id: str, array_dir: str) -> list[str]:
+        """The job status query for the array's id: squeue lists every task it still knows."""
+        return self.status_argv([_array_id(array_id)])
+
+    def parse_array_status(self, stdout: str, array_id: str, count: int) -> dict[str, RemoteState]:
+        """Each task's state, from its own row or the collapsed row of pending tasks that holds its index;
+        UNKNOWN for one squeue no longer lists (forgotten after MinJobAge, or cancelled before it started)."""
+        states = {i: RemoteState.UNKNOWN for i in range(count)}
+        for row_id, state in _rows(stdout):
+            match = ARRAY_ROW.fullmatch(row_id)
+            if match and match.group(1) == array_id:
+                for index in _indices(match.group(2) or match.group(3), count):
+                    states[index] = state
+        return {f"{array_id}_{i}": state for i, state in states.items()}
+
+    def array_cancel_argv(self, array_id: str, array_dir: str) -> list[str]:
+        """`scancel 123`: every task of the array, running or pending, in one call."""
+        return ["scancel", _array_id(array_id)]
+
 
 def _directives(job: Submission) -> list[str]:
     # One task per node with all the cpus: `--ntasks=1` with `--nodes=2` makes sbatch warn "can't run 1 processes on
@@ -161,6 +208,27 @@ def _rows(stdout: str) -> list[tuple[str, RemoteState]]:
 def _belongs(row_id: str, asked: str) -> bool:
     """Whether a row is the asked job or one of its parts: 123_4, 123_[5-9%1] (pending tasks) and 123+0 are 123's."""
     return row_id == asked or re.split(r"[_+]", row_id, maxsplit=1)[0] == asked
+
+
+def _array_id(text: str) -> str:
+    if not ARRAY_ID.fullmatch(text):
+        raise InvalidSubmission(f"{text!r} is not a Slurm array job id")
+    return text
+
+
+def _indices(spec: str, count: int) -> list[int]:
+    """The task indices below `count` in `4`, `5-9`, `0,3,6,9` or `0-99:2` (none for a form this does not know)."""
+    indices: list[int] = []
+    for part in spec.split(","):
+        bounds, _, step = part.partition(":")
+        first, dash, last = bounds.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()) or (step and not step.isdigit()):
+            return []
+        stop = min(
+            int(last) if dash else int(first), count - 1
+        )  # a junk row cannot make a huge range
+        indices += range(int(first), stop + 1, int(step) if step and int(step) > 0 else 1)
+    return indices
 
 
 def _combined(states: list[RemoteState]) -> RemoteState:

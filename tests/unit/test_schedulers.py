@@ -23,7 +23,7 @@ from core.errors import CatalogError, DispatchRefused, InvalidSubmission, Unavai
 from core.schedulers import SCHEDULERS, get_scheduler
 from core.schedulers import direct as direct_module
 from core.schedulers import pbs as pbs_module
-from core.schedulers.base import RemoteState, Scheduler, Submission
+from core.schedulers.base import ArraySubmission, RemoteState, Scheduler, Submission
 from core.schedulers.common import BatchScheduler, register
 from core.schedulers.direct import DirectScheduler
 from core.schedulers.pbs import PbsScheduler
@@ -876,3 +876,336 @@ def test_pbs_parse_status_when_nothing_is_listed_and_when_the_output_is_broken()
 def test_pbs_maps_every_state_of_the_manual() -> None:
     # PBS Professional Reference Guide, "Job States": B E F H M Q R S T U W X; Torque adds C
     assert sorted(pbs_module.STATES) == sorted("BEFHMQRSTUWXC")
+
+
+# --- arrays: many runs in one submission ------------------------------------------------------------------------
+
+ARRAY_DIR = "/home/alice/simgate-jobs/arrays/a1"
+BASE_DIR = "/home/alice/simgate-jobs"
+RUN_IDS = tuple(f"0f1e2d3c4b5a6978-823456789012{i}-a1b2c3" for i in range(6))
+
+
+def array(count: int = 6, max_running: int = 2, **changes: Any) -> ArraySubmission:
+    job = sample(**{"name": "a1", "job_dir": ARRAY_DIR, **changes})
+    return ArraySubmission(
+        job=job, base_dir=BASE_DIR, run_ids=RUN_IDS[:count], max_running=max_running
+    )
+
+
+def test_which_schedulers_have_arrays_natively() -> None:
+    assert SlurmScheduler().native_arrays
+    assert PbsScheduler().native_arrays
+    assert not DirectScheduler().native_arrays  # emulated by a supervisor of its own
+
+
+def test_the_runs_file_lists_the_run_ids_in_task_order() -> None:
+    for scheduler in (SlurmScheduler(), PbsScheduler(), DirectScheduler()):
+        assert scheduler.array_runs(array()) == "".join(f"{r}\n" for r in RUN_IDS)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"run_ids": ()}, "at least one run"),
+        ({"run_ids": ("../../etc",)}, "run id"),
+        ({"run_ids": (RUN_IDS[0], RUN_IDS[0])}, "must differ"),
+        ({"max_running": 0}, "max_running"),
+        ({"max_running": True}, "max_running"),
+        ({"base_dir": "relative"}, "base_dir"),
+        ({"base_dir": "/a\x00b"}, "base_dir"),
+    ],
+)
+def test_an_array_that_cannot_go_into_a_script_is_refused(
+    changes: dict[str, Any], match: str
+) -> None:
+    bad = replace(array(), **changes)
+    for scheduler in (SlurmScheduler(), PbsScheduler(), DirectScheduler()):
+        with pytest.raises(InvalidSubmission, match=match):
+            scheduler.array_script(bad)
+        with pytest.raises(InvalidSubmission, match=match):
+            scheduler.array_runs(bad)
+
+
+def test_slurm_array_script_and_argv() -> None:
+    slurm = SlurmScheduler()
+    script = slurm.array_script(array(options={"partition": "short"}))
+    directives = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    assert directives == [
+        "#SBATCH --job-name=a1",
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --time=01:30:00",
+        "#SBATCH --mem=4000",
+        f'#SBATCH --chdir="{ARRAY_DIR}"',
+        "#SBATCH --partition=short",
+        f'#SBATCH --output="{ARRAY_DIR}/task-%a.out"',
+        f'#SBATCH --error="{ARRAY_DIR}/task-%a.err"',
+    ]
+    assert "task=${SLURM_ARRAY_TASK_ID:-}" in script
+    assert f'cd {BASE_DIR}/"$run"' in script
+    assert lines_after_directives(script)[-2:] == [
+        "module load openfoam/11",
+        "exec python3 simgate_wrapper.py",
+    ]
+    assert slurm.array_submit_argv(f"{ARRAY_DIR}/b.sh", array()) == [
+        "sbatch",
+        "--parsable",
+        "--array=0-5%2",
+        f"{ARRAY_DIR}/b.sh",
+    ]
+    # No limit to ask for when every task may run at once.
+    assert "--array=0-5" in slurm.array_submit_argv("b.sh", array(max_running=6))
+    assert "--array=0-0" in slurm.array_submit_argv("b.sh", array(count=1))
+
+
+def test_slurm_array_refuses_a_folder_sbatch_would_misread() -> None:
+    with pytest.raises(InvalidSubmission, match="#SBATCH"):
+        SlurmScheduler().array_script(array(job_dir="/home/alice/100%"))
+
+
+def test_slurm_array_submit_status_and_cancel_on_captured_output() -> None:
+    slurm = SlurmScheduler()
+    array_id = slurm.parse_array_submit(data("slurm/sbatch_array.txt"))
+    assert array_id == "86"
+    assert slurm.task_ids("86", 3) == ["86_0", "86_1", "86_2"]
+    assert slurm.array_status_argv("86", ARRAY_DIR) == [
+        "squeue",
+        "--noheader",
+        "--states=all",
+        "--format=%i|%T",
+        "--jobs=86,86",
+    ]
+    # 86 is --array=0-5%2 and 87 --array=0-9:3, both asked about in one squeue.
+    first = data("slurm/squeue_array.txt")
+    assert slurm.parse_array_status(first, "86", 6) == {
+        "86_0": RUNNING,
+        "86_1": RUNNING,
+        **{f"86_{i}": PENDING for i in range(2, 6)},
+    }
+    assert slurm.parse_array_status(first, "87", 10) == {
+        f"87_{i}": PENDING if i in (0, 3, 6, 9) else UNKNOWN for i in range(10)
+    }
+    later = data("slurm/squeue_array_later.txt")  # after scancel 87_3, which was still pending
+    assert slurm.parse_array_status(later, "86", 6) == {
+        "86_0": DONE,
+        "86_1": DONE,
+        "86_2": RUNNING,
+        "86_3": RUNNING,
+        "86_4": PENDING,
+        "86_5": PENDING,
+    }
+    assert slurm.parse_array_status(later, "87", 10)["87_3"] is UNKNOWN  # gone, not listed
+    cancelled = data("slurm/squeue_array_cancelled.txt")  # after scancel 87
+    assert [
+        s for t, s in slurm.parse_array_status(cancelled, "87", 10).items() if s is not UNKNOWN
+    ] == [CANCELLED] * 3
+    assert slurm.array_cancel_argv("87", ARRAY_DIR) == ["scancel", "87"]
+    assert slurm.task_cancel_argv("87_3", ARRAY_DIR) == ["scancel", "87_3"]
+
+
+@pytest.mark.parametrize(
+    ("row", "states"),
+    [
+        ("9_[0-99:50]|PENDING", {0: PENDING, 50: PENDING}),
+        ("9_[1,3-4%1]|PENDING", {1: PENDING, 3: PENDING, 4: PENDING}),
+        ("9_7|RUNNING", {7: RUNNING}),
+        (
+            "9_[0-999999999]|PENDING",
+            {i: PENDING for i in range(100)},
+        ),  # bounded by the array's size
+        ("9_[x-2]|PENDING", {}),
+        ("9|PENDING", {}),
+        ("19_1|RUNNING", {}),
+        ("9+0|RUNNING", {}),
+    ],
+)
+def test_slurm_array_rows_in_every_form(row: str, states: dict[int, RemoteState]) -> None:
+    parsed = SlurmScheduler().parse_array_status(f"banner\n{row}\n", "9", 100)
+    assert {int(t.split("_")[1]): s for t, s in parsed.items() if s is not UNKNOWN} == states
+
+
+@pytest.mark.parametrize("array_id", ["86_1", "", "86;c", "-1"])
+def test_slurm_array_commands_refuse_what_is_not_an_array_id(array_id: str) -> None:
+    slurm = SlurmScheduler()
+    for build in (slurm.array_status_argv, slurm.array_cancel_argv):
+        with pytest.raises(InvalidSubmission):
+            build(array_id, ARRAY_DIR)
+    with pytest.raises(InvalidSubmission):
+        slurm.task_ids(array_id, 2)
+
+
+def test_pbs_array_script_and_argv_per_flavour() -> None:
+    pro, torque = PbsScheduler(), PbsScheduler("torque")
+    script = pro.array_script(array(options={"queue": "workq"}))
+    assert f"#PBS -o {ARRAY_DIR}/task.out" in script.splitlines()
+    assert "#PBS -q workq" in script.splitlines()
+    assert "task=${PBS_ARRAY_INDEX:-}" in script
+    assert "task=${PBS_ARRAYID:-}" in torque.array_script(array())
+    assert "task=${PBS_ARRAYID:-}" in pro.array_script(array(options={"flavour": "torque"}))
+    assert pro.array_submit_argv("b.sh", array()) == ["qsub", "-J", "0-5%2", "b.sh"]
+    assert pro.array_submit_argv("b.sh", array(max_running=9)) == ["qsub", "-J", "0-5", "b.sh"]
+    assert torque.array_submit_argv("b.sh", array()) == ["qsub", "-t", "0-5%2", "b.sh"]
+
+
+def test_pbs_array_submit_status_and_cancel_on_written_output() -> None:
+    pro = PbsScheduler()
+    array_id = pro.parse_array_submit(data("pbs/qsub_array.txt"))
+    assert array_id == "4106[].pbs01.example.org"
+    with pytest.raises(InvalidSubmission, match="array"):
+        pro.parse_array_submit(data("pbs/qsub_ok.txt"))  # a plain job is not an array
+    assert pro.task_ids(array_id, 2) == ["4106[0].pbs01.example.org", "4106[1].pbs01.example.org"]
+    assert pro.task_ids("4106[]", 1) == ["4106[0]"]
+    argv = pro.array_status_argv(array_id, ARRAY_DIR)
+    assert "qstat -x -f -F json -t " in argv[2]
+    assert argv[-1] == array_id
+    assert "qstat -f -t " in PbsScheduler("torque").array_status_argv(array_id, ARRAY_DIR)[2]
+    assert pro.parse_array_status(data("pbs/qstat_pro_array.json"), array_id, 5) == {
+        "4106[0].pbs01.example.org": DONE,
+        "4106[1].pbs01.example.org": RUNNING,
+        "4106[2].pbs01.example.org": PENDING,
+        "4106[3].pbs01.example.org": PENDING,
+        "4106[4].pbs01.example.org": UNKNOWN,
+    }
+    assert pro.parse_array_status(data("pbs/qstat_torque_array.txt"), "5210[]", 3) == {
+        "5210[0]": DONE,
+        "5210[1]": RUNNING,
+        "5210[2]": PENDING,
+    }
+    assert pro.array_cancel_argv(array_id, ARRAY_DIR) == ["qdel", array_id]
+    assert pro.task_cancel_argv("4106[3].pbs01.example.org", ARRAY_DIR) == [
+        "qdel",
+        "4106[3].pbs01.example.org",
+    ]
+    for bad in ("4106", "4106[3]", "4106[].x y"):
+        with pytest.raises(InvalidSubmission):
+            pro.array_cancel_argv(bad, ARRAY_DIR)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        direct_module.SUBMIT_ARRAY,
+        direct_module.SUPERVISOR,
+        direct_module.STATUS_ARRAY,
+        direct_module.CANCEL_ARRAY,
+        direct_module.CANCEL_TASK,
+        *PbsScheduler().array_status_argv("1[]", ARRAY_DIR)[2:3],
+    ],
+    ids=["submit", "supervisor", "status", "cancel", "cancel-task", "pbs-status"],
+)
+def test_every_array_shell_text_parses_and_is_one_line(text: str) -> None:
+    checked = subprocess.run(["sh", "-n", "-c", text], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert "\n" not in text
+
+
+def test_every_array_script_parses() -> None:
+    for scheduler in (SlurmScheduler(), PbsScheduler(), PbsScheduler("torque"), DirectScheduler()):
+        # The base is only ever in the shell's part of the script (quoted), never in a directive.
+        script = scheduler.array_script(replace(array(), base_dir=f"/{HOSTILE}"))
+        assert f'cd {shlex.quote("/" + HOSTILE)}/"$run"' in script
+        checked = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr
+
+
+def test_direct_array_status_on_captured_output() -> None:
+    direct = DirectScheduler()
+    # Captured: 5 tasks, at most 2 at once; task 0 ended by itself, task 1 was cancelled while it ran, so its
+    # worker went on to 3 and the other worker to 2; 4 waits.
+    assert direct.parse_array_status(data("direct/direct_array_status.txt"), "700", 5) == {
+        "700_0": DONE,
+        "700_1": CANCELLED,
+        "700_2": RUNNING,
+        "700_3": RUNNING,
+        "700_4": PENDING,
+    }
+    # The supervisor gone (cancelled or lost): what never started never will.
+    assert direct.parse_array_status("ended 0\ncancelled all\n", "700", 2) == {
+        "700_0": CANCELLED,
+        "700_1": CANCELLED,
+    }
+    assert direct.parse_array_status("ended 0\n", "700", 2) == {"700_0": DONE, "700_1": UNKNOWN}
+    with pytest.raises(InvalidSubmission):
+        direct.task_cancel_argv("700", ARRAY_DIR)
+    with pytest.raises(InvalidSubmission):
+        direct.array_cancel_argv("1", ARRAY_DIR)  # never PID 1: kill -TERM -1 signals everything
+    with pytest.raises(InvalidSubmission):
+        direct.array_status_argv("700", "relative")
+
+
+def direct_array(
+    tmp_path: Path, command: str, count: int, max_running: int
+) -> tuple[str, Path, Path]:
+    base = tmp_path / HOSTILE
+    base.mkdir()
+    for run_id in RUN_IDS[:count]:
+        (base / run_id).mkdir()
+    array_dir = base / "array"
+    array_dir.mkdir()
+    job = Submission(name="a1", job_dir=str(array_dir), command=command)
+    submission = ArraySubmission(job, str(base), RUN_IDS[:count], max_running)
+    direct = DirectScheduler()
+    script = array_dir / "simgate_batch.sh"
+    script.write_text(direct.array_script(submission), encoding="utf-8")
+    (array_dir / "simgate_runs.txt").write_text(direct.array_runs(submission), encoding="utf-8")
+    done = run(direct.array_submit_argv(str(script), submission), tmp_path)
+    assert done.returncode == 0, done.stderr
+    return direct.parse_array_submit(done.stdout), base, array_dir
+
+
+def array_states(pid: str, array_dir: Path, count: int) -> list[RemoteState]:
+    direct = DirectScheduler()
+    done = run(direct.array_status_argv(pid, str(array_dir)), array_dir)
+    assert done.returncode == 0, done.stderr
+    return list(direct.parse_array_status(done.stdout, pid, count).values())
+
+
+def test_direct_array_runs_each_task_in_its_folder_at_most_k_at_once(tmp_path: Path) -> None:
+    # The status, polled while the tasks run, never shows more than 2 running (and does show 2).
+    command = "sh -c 'pwd > ran.txt; sleep 1'"
+    pid, base, array_dir = direct_array(tmp_path, command, count=5, max_running=2)
+    seen_running = []
+    for _ in range(60):
+        states = array_states(pid, array_dir, 5)
+        seen_running.append(states.count(RUNNING))
+        if all(s is DONE for s in states):
+            break
+        time.sleep(0.2)
+    assert all(s is DONE for s in states)
+    assert max(seen_running) == 2
+    for run_id in RUN_IDS[:5]:
+        assert (base / run_id / "ran.txt").read_text().strip() == os.path.realpath(base / run_id)
+        assert (base / run_id / "stderr.txt").read_text() == ""
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith("PWNED")]
+
+
+def test_direct_array_cancel_of_one_task_and_of_all(tmp_path: Path) -> None:
+    pid, _base, array_dir = direct_array(tmp_path, "sh -c 'sleep 60 & sleep 60'", 4, 2)
+    direct = DirectScheduler()
+    try:
+        wait_for(lambda: array_states(pid, array_dir, 4)[:2] == [RUNNING, RUNNING], "two tasks")
+        # Worker 0 runs tasks 0 then 2, worker 1 tasks 1 then 3. Cancel 2 before it starts and 0 while it runs:
+        # worker 0 skips 2 and has nothing left, task 1 runs on and 3 waits behind it.
+        assert run(direct.task_cancel_argv(f"{pid}_2", str(array_dir)), tmp_path).returncode == 0
+        assert run(direct.task_cancel_argv(f"{pid}_0", str(array_dir)), tmp_path).returncode == 0
+        wait_for(
+            lambda: array_states(pid, array_dir, 4) == [CANCELLED, RUNNING, CANCELLED, PENDING],
+            "task 0 stopped and task 2 skipped",
+        )
+        started = dict(
+            line.split() for line in (array_dir / "simgate-started.txt").read_text().splitlines()
+        )
+        assert "2" not in started
+        assert not live_group_members(int(started["0"]))
+        assert run(direct.array_cancel_argv(pid, str(array_dir)), tmp_path).returncode == 0
+        wait_for(
+            lambda: set(array_states(pid, array_dir, 4)) == {CANCELLED}, "every task cancelled"
+        )
+        for task_pid in dict(
+            line.split() for line in (array_dir / "simgate-started.txt").read_text().splitlines()
+        ).values():
+            wait_for(lambda p=int(task_pid): not live_group_members(p), "every task's processes")
+        assert not live_group_members(int(pid))
+    finally:  # a failed test must not leave tasks running
+        run(direct.array_cancel_argv(pid, str(array_dir)), tmp_path)
