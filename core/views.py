@@ -109,8 +109,17 @@ class OutputRecord(_View):
     md5: str | None
 
 
+class MetricView(_View):
+    """One of the case's metrics as the job's run reported it."""
+
+    name: str
+    label: str
+    units: str | None
+    value: float
+
+
 class JobDetail(JobHeader):
-    """Everything about a job."""
+    """Everything about a job; `metrics` are those its run reported, in the case's order."""
 
     values: list[ValueView]
     history: list[HistoryEntry]
@@ -119,6 +128,7 @@ class JobDetail(JobHeader):
     message: str | None
     scheduler_id: str | None
     outputs: list[OutputRecord]
+    metrics: list[MetricView]
 
 
 class JobStatusView(_View):
@@ -225,6 +235,11 @@ def detail(job: Job, case: Case) -> JobDetail:
         message=job.message,
         scheduler_id=job.scheduler_id,
         outputs=[_record(o) for o in job.outputs],
+        metrics=[
+            MetricView(name=m.name, label=m.label, units=m.units, value=job.metrics[m.name])
+            for m in case.metrics
+            if m.name in job.metrics
+        ],
     )
 
 
