@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from core.storage.jobs_table import from_entity, to_entity
 from tests.fakes import FakeJobs, FakeOutputs, fake_services
 from tests.infra import load_wrapper
 from tests.unit.test_service_rules import ALICE
+from tests.unit.test_wrapper_pieces import WRAPPER, oldest_python
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "cases"
 SMOOTHIE = 2
@@ -269,3 +271,28 @@ def test_metrics_survive_the_table_entity() -> None:
     assert from_entity(entity).metrics == job.metrics
     assert "metrics" not in to_entity(a_job())
     assert from_entity(to_entity(a_job())).metrics == {}
+
+
+def test_the_wrapper_reads_metrics_on_python_3_8(tmp_path: Path) -> None:
+    python = oldest_python()
+    if python is None:
+        pytest.skip(
+            "no Python 3.8 here (the integration tests then run the wrapper on this Python)"
+        )
+    (tmp_path / "m.json").write_text('{"t": 2.5}')
+    (tmp_path / "s.csv").write_text("a,b\n1,2\n3,4\n")
+    code = (
+        "import importlib.util as u, sys; s = u.spec_from_file_location('w', sys.argv[1]); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m); "
+        "print(m.read_metrics([{'name': 't', 'file': 'm.json', 'key': 't'}, "
+        "{'name': 'b', 'file': 's.csv', 'column': 'b'}], sys.argv[2]))"
+    )
+    done = subprocess.run(
+        [python, "-c", code, str(WRAPPER), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "{'t': 2.5, 'b': 4.0}"
