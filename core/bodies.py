@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -11,9 +12,10 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
 )
 
-from core.cases import field_path
+from core.cases import MAX_METRICS, NAME_PATTERN, field_path
 from core.errors import FieldProblem, InvalidBody
 from core.limits import MAX_CASE_ID, OUTPUT_FILE
 from core.states import REPORTED_PATTERN
@@ -115,6 +117,26 @@ class OutputClaim(_Body):
     file: str = Field(max_length=300, pattern=OUTPUT_FILE)
 
 
+# A metric's value: a finite number (a JSON integer is one too; true and false are not).
+MetricName = Annotated[str, Field(pattern=NAME_PATTERN)]
+MetricValue = Annotated[float, Field(allow_inf_nan=False)]
+# `metrics` as the document says it: pydantic's own schema names the keys with `patternProperties`, which leaves
+# other names open, where this one closes them; and only finite doubles are numbers here.
+METRICS_SCHEMA = {
+    "type": "object",
+    "maxProperties": MAX_METRICS,
+    "propertyNames": {"pattern": NAME_PATTERN},
+    "additionalProperties": {
+        "type": "number",
+        "minimum": -sys.float_info.max,
+        "maximum": sys.float_info.max,
+    },
+}
+Metrics = Annotated[
+    dict[MetricName, MetricValue], Field(max_length=MAX_METRICS), WithJsonSchema(METRICS_SCHEMA)
+]
+
+
 class StatusReport(_Body):
     """`PATCH /job/{id}/status` from the simulator. `status` is matched case-insensitively, aliases allowed."""
 
@@ -125,6 +147,7 @@ class StatusReport(_Body):
     progress: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     exit_code: Annotated[int, Field(ge=-255, le=1_000_000), WHOLE] | None = None
     outputs: list[OutputClaim] | None = Field(default=None, max_length=MAX_OUTPUTS)
+    metrics: Metrics | None = None
 
 
 Model = TypeVar("Model", bound=_Body)

@@ -178,9 +178,12 @@ Node = Annotated[
 
 def field_path(loc: tuple[int | str, ...]) -> str:
     """A pydantic error location as written in a document: `fields[0].fields[1].max`."""
-    # pydantic puts a discriminator's tag after a list index (fields.0.float.max); the document has no such key.
+    # pydantic puts a discriminator's tag after a list index (fields.0.float.max), and `[key]` after a bad dict
+    # key (metrics.Bad.[key]); the document has neither.
     kept = [
-        p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in NODE_TYPES)
+        p
+        for i, p in enumerate(loc)
+        if p != "[key]" and not (i and isinstance(loc[i - 1], int) and p in NODE_TYPES)
     ]
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in kept).lstrip(".")
 
@@ -234,6 +237,32 @@ class Output(_Strict):
         return self
 
 
+# How many metrics a case may declare, and a report carry (`core.bodies.StatusReport`, simulator/wrapper.py).
+MAX_METRICS = 50
+
+
+class Metric(_Strict):
+    """A named scalar result the run writes: `key` of the JSON object in `file`, or `column` of the CSV `file`'s
+    last row. The wrapper reads it after the entry ends and reports it with the job's end (numbers only)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    label: str = Field(min_length=1, max_length=120)
+    units: str | None = Field(default=None, max_length=40)
+    description: str = Field(default="", max_length=2000)
+    file: str = Field(max_length=300)
+    key: str | None = Field(default=None, min_length=1, max_length=200)
+    column: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _check_source(self) -> Self:
+        _safe_relative_path(self.file)
+        if (self.key is None) == (self.column is None):
+            raise ValueError(
+                f"metric {self.name!r} needs either a `key` (JSON file) or a `column` (CSV file)"
+            )
+        return self
+
+
 # The wrapper captures the entry script's stdout and stderr in these files and uploads them with every job.
 LOG_OUTPUTS = {
     "stdout": Output(
@@ -261,6 +290,7 @@ class Case(_Strict):
     scripts: list[Script] = Field(min_length=1)
     resources: Resources = Resources()
     outputs: list[Output] = Field(min_length=1)
+    metrics: list[Metric] = Field(default_factory=list, max_length=MAX_METRICS)
     fields: list[Node] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -268,6 +298,7 @@ class Case(_Strict):
         _ensure_unique("field name", [f.name for f in self.leaves()])
         _ensure_unique("group name", [g.name for g in _groups(self.fields)])
         _ensure_unique("output name", [o.name for o in self.outputs])
+        _ensure_unique("metric name", [m.name for m in self.metrics])
         reserved = {o.name for o in self.outputs} & set(LOG_OUTPUTS)
         if reserved:
             raise ValueError(f"output names {sorted(reserved)} are reserved for the job's logs")
@@ -280,6 +311,10 @@ class Case(_Strict):
     def output_specs(self) -> list[Output]:
         """The declared outputs and the job's two logs, which every job uploads."""
         return [*self.outputs, *LOG_OUTPUTS.values()]
+
+    def metric(self, name: str) -> Metric | None:
+        """The declared metric called `name`, or None."""
+        return next((m for m in self.metrics if m.name == name), None)
 
     def leaves(self) -> list[LeafField]:
         """Every leaf field, in display order."""

@@ -91,6 +91,9 @@ class Job:
     progress: float | None = None
     message: str | None = None  # the simulator's last word on how the job is going
     outputs: tuple[Output, ...] = ()
+    metrics: dict[str, float] = field(
+        default_factory=dict
+    )  # the case's metrics, as the final report gave them
     scheduler_id: str | None = None
     token_hash: str | None = (
         None  # SHA-256 of the job token the simulator calls back with; the token is never stored

@@ -227,6 +227,11 @@ def _job_file(plan: Plan, token: str) -> JobFile:
         "outputs": [
             o.model_dump(include={"name", "glob", "content_type"}) for o in plan.case.outputs
         ],
+        # What the wrapper reads after the entry ends: a JSON `key` or the last row's CSV `column` of `file`.
+        "metrics": [
+            m.model_dump(include={"name", "file", "key", "column"}, exclude_none=True)
+            for m in plan.case.metrics
+        ],
         "ca_file": jobfolder.CA_FILE if get_settings().storage_ca else None,
     }
     return JobFile(jobfolder.JOB_FILE, json.dumps(body, indent=2).encode(), 0o600)

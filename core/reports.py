@@ -9,7 +9,8 @@ The FINALIZING reply carries the upload grant for the job's upload container; la
 grant back while it has a while left, and a new one (a renewal) when it is about to end. A final report names the
 uploaded outputs: each is checked against the upload container's listing (there, declared by the case, claimed
 once, and uploaded rather than copied from elsewhere), then copied as listed into the job's output container, which
-no grant covers, and recorded with the size and MD5 storage gives and the content type the case declares.
+no grant covers, and recorded with the size and MD5 storage gives and the content type the case declares. It also
+carries the metrics the wrapper found (finite numbers, at most MAX_METRICS); those the case declares are recorded.
 Costs: one read and at most one conditional write, plus, for a final report, one listing and one copy per output.
 """
 
@@ -49,7 +50,8 @@ def report_status(job_id: str, authorization: str | None, body: Callable[[], Any
     report = parse_body(StatusReport, body())
     to = reported_state(report.status)
     outputs = _recorded_outputs(job, report) if to in TERMINAL and report.outputs else None
-    job = change_job(job_id, lambda j: merged(j, report, to, token, outputs), None, job)
+    metrics = declared_metrics(job, report) if to in TERMINAL else None
+    job = change_job(job_id, lambda j: merged(j, report, to, token, outputs, metrics), None, job)
     if (
         to is JobState.FINALIZING
         and job.status in (JobState.FINALIZING, JobState.CANCELLING)
@@ -102,7 +104,12 @@ def _still_open(job: Job) -> None:
 
 
 def merged(
-    job: Job, report: StatusReport, to: JobState, token: str, outputs: tuple[Output, ...] | None
+    job: Job,
+    report: StatusReport,
+    to: JobState,
+    token: str,
+    outputs: tuple[Output, ...] | None,
+    metrics: dict[str, float] | None = None,
 ) -> Job | None:
     """The job with the report merged in (`core.transitions.reported`), or None when it changes nothing."""
     _check_token(job, token)  # a re-dispatch may have replaced it meanwhile
@@ -114,7 +121,18 @@ def merged(
         reason=report_reason(report, to),
         outputs=outputs,
         grant_minutes=get_settings().upload_minutes,
+        metrics=metrics,
     )
+
+
+def declared_metrics(job: Job, report: StatusReport) -> dict[str, float]:
+    """The report's metrics that the job's case declares; others are left out rather than refused. The wrapper
+    sends only those its job file names, so another one means the case changed while the job ran, and refusing a
+    COMPLETED report over it would end a good run FAILED over a number nobody asks for any more."""
+    if not report.metrics:
+        return {}
+    declared = {m.name for m in get_catalog().get(job.case_id).metrics}
+    return {name: value for name, value in report.metrics.items() if name in declared}
 
 
 def report_reason(report: StatusReport, to: JobState) -> str | None:

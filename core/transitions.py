@@ -25,7 +25,7 @@ stored, never on a stale copy. Events that the state forbids for a user's reques
 
     - nothing changes; (x) the state stays and x is noted on the job; "..." as the column to its left.
     ¹ CANCELLED at once when no dispatcher has claimed the job: nothing reached a target.
-    ² COMPLETED, FAILED or CANCELLED, with the report's outputs. While CANCELLING, any end is CANCELLED.
+    ² COMPLETED, FAILED or CANCELLED, with the report's outputs and metrics. While CANCELLING, any end is CANCELLED.
     ³ Only if the job is unchanged since the reconciler read it: a report since then says more.
 
 States only advance along `core.states` (DRAFT → SUBMITTED → QUEUED → RUNNING → FINALIZING → COMPLETED, any active
@@ -172,16 +172,18 @@ def reported(
     reason: str | None,
     outputs: tuple[Output, ...] | None,
     grant_minutes: int,
+    metrics: dict[str, float] | None = None,
 ) -> Job | None:
     """A simulator's report merged in: the state if it advances, else the progress and message within the state;
-    a final report records its `outputs`. A FINALIZING report opens the upload grant's window (`grant_minutes`
-    long) when there is none or it is about to end (`RENEW_WITHIN`). `Conflict` when the job has ended."""
+    a final report records its `outputs` and `metrics`. A FINALIZING report opens the upload grant's window
+    (`grant_minutes` long) when there is none or it is about to end (`RENEW_WITHIN`). `Conflict` when the job has
+    ended."""
     if job.status.terminal:
         raise Conflict(f"job {job.job_id} is {job.status.value}: it takes no more reports")
     to = reported_end(job, to)
     progress = progress if progress is not None else job.progress
     message = message if message is not None else job.message
-    final = {"outputs": outputs or ()} if to in TERMINAL else {}
+    final = {"outputs": outputs or (), "metrics": metrics or {}} if to in TERMINAL else {}
     moved = advanced(job, to, SIMULATOR, reason, progress=progress, message=message, **final)
     if moved is None and to is job.status and (progress, message) != (job.progress, job.message):
         moved = replace(job, progress=progress, message=message)

@@ -114,8 +114,17 @@ class OutputRecord(_View):
     md5: str | None
 
 
+class MetricView(_View):
+    """One of the case's metrics as the job's run reported it."""
+
+    name: str
+    label: str
+    units: str | None
+    value: float
+
+
 class JobDetail(JobHeader):
-    """Everything about a job."""
+    """Everything about a job; `metrics` are those its run reported, in the case's order."""
 
     values: list[ValueView]
     history: list[HistoryEntry]
@@ -124,6 +133,7 @@ class JobDetail(JobHeader):
     message: str | None
     scheduler_id: str | None
     outputs: list[OutputRecord]
+    metrics: list[MetricView]
 
 
 class JobStatusView(_View):
@@ -232,6 +242,11 @@ def detail(job: Job, case: Case) -> JobDetail:
         message=job.message,
         scheduler_id=job.scheduler_id,
         outputs=[_record(o) for o in job.outputs],
+        metrics=[
+            MetricView(name=m.name, label=m.label, units=m.units, value=job.metrics[m.name])
+            for m in case.metrics
+            if m.name in job.metrics
+        ],
     )
 
 

@@ -14,7 +14,8 @@ One file, standard library only, Python 3.8 or later (HPC nodes have python3 but
    8 MiB, else Put Block (a few blocks in parallel, each with its Content-MD5) and Put Block List, streamed from disk
    over persistent connections;
 5. reports COMPLETED with the uploaded outputs, or FAILED with the exit code and what went wrong (for a failed
-   entry, the last meaningful line of its stderr log: `failure_summary`);
+   entry, the last meaningful line of its stderr log: `failure_summary`); either carries the case's metrics that
+   the run wrote (`read_metrics`: a JSON key, or a CSV column's last row; a missing one is logged and left out);
 6. exits with the entry's exit code.
 
 The job file is read again before every report: a retried dispatch may have refreshed the token. Requests are
@@ -28,10 +29,13 @@ from __future__ import annotations
 import base64
 import calendar
 import contextlib
+import csv
 import fnmatch
 import hashlib
 import http.client
+import io
 import json
+import math
 import os
 import random
 import re
@@ -84,6 +88,11 @@ GRANT_MARGIN = (
 SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}\Z")
 MAX_DEPTH = 5
 MAX_OUTPUTS = 200
+MAX_METRICS = 50  # the gateway's core.cases.MAX_METRICS
+METRIC_JSON_MAX = 1 << 20  # bytes of a JSON metrics file read at most
+METRIC_CSV_TAIL = (
+    64 << 10
+)  # bytes read from a CSV's start (its header) and from its end (its last row)
 MAX_MESSAGE = 1500
 FORWARDED_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2")
 ENDING_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
@@ -703,6 +712,111 @@ def upload_all(
     return results
 
 
+# ---------------------------------------------------------------------------------------------------- metrics
+
+
+class MetricMissing(Exception):
+    """Why a declared metric could not be read; short, for the log."""
+
+
+def read_metrics(declared: object, root: str = ".") -> dict:
+    """The declared metrics (the job file's `metrics`) the run wrote, by name, as finite numbers. One that cannot
+    be read (no file, no such key or column, not a number) is left out with a line in the log: a metric never
+    fails the job."""
+    found = {}
+    for spec in declared[:MAX_METRICS] if isinstance(declared, list) else []:
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if not isinstance(name, str) or not name:
+            continue
+        try:
+            found[name] = metric_value(spec, root)
+        except MetricMissing as exc:
+            log(f"metric {_clean(name, 64)} left out: {_clean(str(exc), 200)}")
+    if found:
+        log(f"read metrics: {', '.join(sorted(found))}")
+    return found
+
+
+def metric_value(spec: dict, root: str = ".") -> float:
+    """One metric's value: `key` of the JSON object in `file`, or `column` of the CSV `file`'s last row."""
+    file = spec.get("file")
+    if not isinstance(file, str) or not file or os.path.isabs(file) or ".." in file.split("/"):
+        raise MetricMissing(f"{file!r} is not a path inside the job folder")
+    path = os.path.join(root, file)
+    real_root = os.path.realpath(root)
+    if not _inside(real_root, os.path.realpath(path)):
+        raise MetricMissing(f"{file} leads out of the job folder")
+    try:
+        if isinstance(spec.get("key"), str):
+            value = _json_value(path, spec["key"])
+            if isinstance(value, str):  # only the CSV's cells are text
+                raise MetricMissing(f"{file}: {value[:40]!r} is a string, not a number")
+            return _finite(value, file)
+        if isinstance(spec.get("column"), str):
+            return _finite(_csv_value(path, spec["column"]), file)
+    except OSError as exc:
+        raise MetricMissing(f"cannot read {file}: {_summary(exc)}") from None
+    raise MetricMissing("it names neither a key nor a column")
+
+
+def _json_value(path: str, key: str) -> object:
+    with open(path, "rb") as handle:
+        data = handle.read(METRIC_JSON_MAX + 1)
+    if len(data) > METRIC_JSON_MAX:
+        raise MetricMissing(f"{os.path.basename(path)} is larger than {METRIC_JSON_MAX} bytes")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        raise MetricMissing(f"{os.path.basename(path)} is not JSON: {_summary(exc)}") from None
+    if not isinstance(document, dict) or key not in document:
+        raise MetricMissing(f"{os.path.basename(path)} has no key {key!r}")
+    return document[key]
+
+
+def _csv_value(path: str, column: str) -> str:
+    """The cell of `column` in the CSV's last non-blank row (the header is its first line)."""
+    with open(path, "rb") as handle:
+        header = _csv_row(handle.readline(METRIC_CSV_TAIL))
+        handle.seek(0, os.SEEK_END)
+        start = max(0, handle.tell() - METRIC_CSV_TAIL)
+        handle.seek(start)
+        lines = handle.read(METRIC_CSV_TAIL).decode("utf-8", "replace").splitlines()
+    rows = [line for line in lines[1:] if line.strip()]  # the first is cut, or the header
+    if column not in header:
+        raise MetricMissing(f"{os.path.basename(path)} has no column {column!r}")
+    if not rows:
+        raise MetricMissing(f"{os.path.basename(path)} has no rows")
+    cells = _csv_row(rows[-1].encode())
+    index = header.index(column)
+    if index >= len(cells):
+        raise MetricMissing(f"the last row of {os.path.basename(path)} has no {column!r} cell")
+    return cells[index].strip()
+
+
+def _csv_row(line: bytes) -> list:
+    return next(csv.reader(io.StringIO(line.decode("utf-8-sig", "replace"))), [])
+
+
+def _finite(value: object, file: str) -> float:
+    """`value` as a finite float: a JSON number, or a CSV cell's text; MetricMissing for anything else (a JSON
+    string or true is not a number)."""
+    shown = repr(value)[:40]
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise MetricMissing(f"{file}: {shown} is not a number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MetricMissing(f"{file}: {shown} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise MetricMissing(f"{file}: {shown} is not a finite number")
+    return number
+
+
 # ---------------------------------------------------------------------------------------------------- why it failed
 
 
@@ -790,10 +904,12 @@ def end_report(
     problem: str | None = None,
     notes: tuple = (),
     why: str | None = None,
+    metrics: dict | None = None,
 ) -> dict:
     """The final report: COMPLETED when the entry exited 0 and every upload worked (and nothing else went wrong),
-    else FAILED with the exit code and the first thing that went wrong. Lists what did upload either way. `why` is
-    what the entry said went wrong (`failure_summary`), given after a non-zero exit code."""
+    else FAILED with the exit code and the first thing that went wrong. Lists what did upload, and the `metrics`
+    that were found, either way. `why` is what the entry said went wrong (`failure_summary`), given after a
+    non-zero exit code."""
     outputs = [{"name": r.name, "file": r.file} for r in results if r.error is None]
     failed = [r for r in results if r.error is not None]
     problems = []
@@ -804,13 +920,20 @@ def end_report(
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         problems.append(f"upload failed: {failed[0].file}: {failed[0].error}{more}")
+    found = {"metrics": dict(metrics)} if metrics else {}
     if not problems:
-        body = {"status": "COMPLETED", "outputs": outputs}
+        body = {"status": "COMPLETED", "outputs": outputs, **found}
         if notes:
             body["message"] = _clean("; ".join(notes), MAX_MESSAGE)
         return body
     message = _clean("; ".join(problems + list(notes)), MAX_MESSAGE)
-    return {"status": "FAILED", "exit_code": exit_code, "message": message, "outputs": outputs}
+    return {
+        "status": "FAILED",
+        "exit_code": exit_code,
+        "message": message,
+        "outputs": outputs,
+        **found,
+    }
 
 
 class Reporter:
@@ -1033,12 +1156,14 @@ def finish(reporter: Reporter, code: int) -> None:
             log(note)
         results, problem = upload_all(selection, grant, ".", ca_file, reporter.retry), None
     why = failure_summary() if code != 0 else None
-    body = end_report(code, results, problem, tuple(selection.notes), why)
+    metrics = read_metrics(job.get("metrics"))
+    body = end_report(code, results, problem, tuple(selection.notes), why, metrics)
     if (
         reporter.report(body) is None
         and body["status"] == "COMPLETED"
         and _refused(reporter.last_status)
     ):
+        # Without the metrics: they may be what was refused, and the run's outputs matter more.
         reporter.report(
             {
                 "status": "FAILED",

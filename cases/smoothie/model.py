@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Smoothie blender: how fast a dollop of fruit purée mixes into milk or yoghurt.
 
-Usage: python3 model.py params.json   (writes mixing_index.csv and concentration.csv in the working directory)
+Usage: python3 model.py params.json   (writes mixing_index.csv, concentration.csv and metrics.json in the working
+directory)
 
 The model is a 2-D advection-diffusion simulation of the fruit purée volume fraction c(r, θ) in a horizontal slice
 of a blender jar (radius 55 mm) at the height of the blade (radius 25 mm). Plain Python 3, standard library only,
@@ -35,7 +36,8 @@ Numerics, chosen so that fruit is conserved exactly and the swirl adds no numeri
 
 Outputs: mixing_index.csv (time_s, mixing_index = 1 − σ/σ₀, coefficient_of_variation = σ/mean,
 mean_concentration: constant, showing conservation) and concentration.csv (x_m, y_m, concentration: the final
-field at the cell centres). Exit status: 0 on success, 2 when params.json is missing or invalid, 1 otherwise.
+field at the cell centres); metrics.json holds time_to_95_mixed_s, the first time the mixing index reached 0.95
+(null when it did not). Exit status: 0 on success, 2 when params.json is missing or invalid, 1 otherwise.
 """
 
 # The cluster's python3 may be as old as 3.8: no zip(strict=...) (3.10), no `X | Y` at run time (3.10).
@@ -430,6 +432,22 @@ def write_outputs(folder: Path, rows: list[tuple[float, float, float, float]], g
     write_csv(folder / "concentration.csv", "x_m,y_m,concentration", _field_lines(grid))
 
 
+def time_to_mixed(
+    rows: list[tuple[float, float, float, float]], level: float = 0.95
+) -> float | None:
+    """The first time the mixing index reached `level`, s; None when it never did."""
+    return next((t for t, m, _, _ in rows if m >= level), None)
+
+
+def write_metrics(folder: Path, rows: list[tuple[float, float, float, float]]) -> None:
+    """metrics.json, the run's scalar results (the case's metrics read it), written atomically."""
+    part = folder / "metrics.json.part"
+    part.write_text(
+        json.dumps({"time_to_95_mixed_s": time_to_mixed(rows)}) + "\n", encoding="utf-8"
+    )
+    os.replace(part, folder / "metrics.json")
+
+
 def _field_lines(grid: Grid) -> Iterable[str]:
     for i, row in enumerate(grid.conc):
         r = grid.radius(i)
@@ -473,11 +491,12 @@ def main(argv: list[str]) -> int:
     describe(params, physics, blender.grid)
     rows = simulate(blender)
     write_outputs(Path.cwd(), rows, blender.grid)
-    mixed = next((t for t, m, _, _ in rows if m >= 0.95), None)
+    write_metrics(Path.cwd(), rows)
+    mixed = time_to_mixed(rows)
     verdict = f"95 % mixed at t = {mixed:.3f} s" if mixed is not None else "not yet 95 % mixed"
     print(
         f"done: mixing index {rows[-1][1]:.4f}, {verdict}; {len(rows) - 1} steps in "
-        f"{time.monotonic() - started:.1f} s; wrote mixing_index.csv and concentration.csv"
+        f"{time.monotonic() - started:.1f} s; wrote mixing_index.csv, concentration.csv and metrics.json"
     )
     return 0
 

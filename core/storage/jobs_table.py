@@ -162,7 +162,7 @@ def _filter(query: JobQuery) -> tuple[str, dict[str, Any]]:
 
 
 def to_entity(job: Job) -> dict[str, Any]:
-    """The table entity of a job (values and history as JSON text)."""
+    """The table entity of a job (values, history, outputs and metrics as JSON text)."""
     partition, row = split_job_id(job.job_id)
     entity = {
         "PartitionKey": partition,
@@ -181,6 +181,7 @@ def to_entity(job: Job) -> dict[str, Any]:
         "progress": job.progress,
         "message": job.message,
         "outputs": json.dumps([o.as_dict() for o in job.outputs]) if job.outputs else None,
+        "metrics": json.dumps(job.metrics) if job.metrics else None,
         "scheduler_id": job.scheduler_id,
         "token_hash": job.token_hash,
         "dispatch_message": job.dispatch_message,
@@ -216,6 +217,7 @@ def from_entity(entity: Any) -> Job:
         progress=entity.get("progress"),
         message=entity.get("message"),
         outputs=tuple(Output(**o) for o in json.loads(entity.get("outputs", "[]"))),
+        metrics=json.loads(entity.get("metrics", "{}")),
         scheduler_id=entity.get("scheduler_id"),
         token_hash=entity.get("token_hash"),
         dispatch_message=entity.get("dispatch_message"),

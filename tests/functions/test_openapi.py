@@ -229,6 +229,7 @@ SCHEMA_KEYWORDS = {
     "uniqueItems",
     "minProperties",
     "maxProperties",
+    "propertyNames",
     "discriminator",
     "readOnly",
     "writeOnly",
@@ -241,7 +242,7 @@ def schemas_in(schema: Any) -> Iterator[dict[str, Any]]:
     if not isinstance(schema, dict):
         return
     yield schema
-    for key in ("items", "additionalProperties", "not"):
+    for key in ("items", "additionalProperties", "propertyNames", "not"):
         yield from schemas_in(schema.get(key))
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         for sub in schema.get(key, ()):
@@ -441,6 +442,44 @@ def test_the_reported_status_pattern_is_what_reports_take(value: str) -> None:
     else:
         taken = True
     assert (re.fullmatch(schema["pattern"], value) is not None) == taken, repr(value)
+
+
+METRIC_VALUES = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(),
+    st.sampled_from([10**400, True, "1.5", None, [1.0]]),
+)
+
+
+@given(
+    st.dictionaries(
+        st.one_of(st.from_regex(r"[a-z][a-z0-9_]{0,62}", fullmatch=True), st.text(max_size=70)),
+        METRIC_VALUES,
+        max_size=3,
+    )
+    | st.dictionaries(st.from_regex(r"m[0-9]{1,3}", fullmatch=True), st.just(1.0), max_size=60)
+)
+@settings(max_examples=300, deadline=None)
+def test_the_metrics_schema_is_what_reports_take(metrics: dict[str, Any]) -> None:
+    schema = StatusReport.model_json_schema()["properties"]["metrics"]["anyOf"][0]
+    values = schema["additionalProperties"]
+
+    def number(v: Any) -> bool:
+        is_number = isinstance(v, int | float) and not isinstance(v, bool)
+        return is_number and values["minimum"] <= v <= values["maximum"]
+
+    documented = (
+        len(metrics) <= schema["maxProperties"]
+        and all(re.fullmatch(schema["propertyNames"]["pattern"], k) for k in metrics)
+        and all(number(v) for v in metrics.values())
+    )
+    try:
+        parse_body(StatusReport, {"status": "COMPLETED", "metrics": metrics})
+    except InvalidBody:
+        taken = False
+    else:
+        taken = True
+    assert documented == taken, metrics
 
 
 def test_a_new_job_names_a_case_of_the_catalog(document: dict[str, Any]) -> None:

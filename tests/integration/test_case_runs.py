@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 import os
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from core.catalog import load_catalog
 from core.render import render_case
+from tests.infra import load_wrapper
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "cases"
 OPENFOAM_BASHRC = Path("/usr/share/openfoam/etc/bashrc")
@@ -32,6 +34,14 @@ def render_job(folder: Path, slug: str, **overrides: Any) -> dict[str, Any]:
         path.write_text(file.text, encoding="utf-8")
         path.chmod(0o755 if file.executable else 0o644)
     return values
+
+
+def read_metrics(folder: Path, slug: str) -> dict[str, float]:
+    """The case's metrics as the job wrapper reads them from the run's files (each declared one must be there)."""
+    case = load_catalog(CASES_DIR).get(slug)
+    declared = [m.model_dump(exclude_none=True) for m in case.metrics]
+    found: dict[str, float] = load_wrapper().read_metrics(declared, str(folder))
+    return found
 
 
 def run(folder: Path, command: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -104,6 +114,12 @@ def test_the_smoothie_mixes_and_conserves_fruit(tmp_path: Path) -> None:
     weights = [math.hypot(x, y) for x, y, _ in field]
     weighted = sum(w * c for w, (_, _, c) in zip(weights, field, strict=True)) / sum(weights)
     assert weighted == pytest.approx(means[-1], abs=1e-5)
+    # Its metrics: when it first reached 0.95, and where it ended.
+    first_mixed = next(t for t, m in zip(times, mixing, strict=True) if m >= 0.95)
+    assert read_metrics(tmp_path / "job", "smoothie") == {
+        "time_to_95_mixed": pytest.approx(first_mixed, abs=1e-6),
+        "final_mixing_index": mixing[-1],
+    }
 
 
 # A thick smoothie, blended briefly on the coarse mesh, so neither run is fully mixed at the end.
@@ -121,6 +137,11 @@ def test_a_faster_blade_mixes_better(tmp_path: Path) -> None:
     _, fast, _ = run_smoothie(tmp_path / "fast", **THICK, blade_speed=4000)
     assert slow[-1][1] < 0.6
     assert fast[-1][1] > slow[-1][1] + 0.2
+    # Not 95 % mixed: metrics.json says null, and that metric is left out rather than made up.
+    assert json.loads((tmp_path / "slow" / "metrics.json").read_text()) == {
+        "time_to_95_mixed_s": None
+    }
+    assert read_metrics(tmp_path / "slow", "smoothie") == {"final_mixing_index": slow[-1][1]}
 
 
 def test_a_thinner_base_mixes_better(tmp_path: Path) -> None:
@@ -176,6 +197,10 @@ def test_the_cavity_runs_and_samples_the_centre_line(tmp_path: Path, openfoam: l
     assert -0.5 * values["lid_velocity"] < min(us) < -0.05 * values["lid_velocity"]
     assert ys[us.index(min(us))] < 0.07
     assert all(abs(u) <= values["lid_velocity"] for u in us)
+    assert read_metrics(tmp_path, "cavity") == {
+        "min_centreline_u": pytest.approx(min(us), rel=1e-8),
+        "min_centreline_u_height": pytest.approx(ys[us.index(min(us))], rel=1e-8),
+    }
     assert (tmp_path / "log.blockMesh").is_file()
     assert (tmp_path / "log.icoFoam").read_text(encoding="utf-8").rstrip().endswith("End")
 
@@ -222,5 +247,6 @@ def test_the_dam_break_runs_and_records_the_water(tmp_path: Path, openfoam: list
     assert by_time[0.5][3] > 0.2
     assert by_time[0.5][2] > by_time[0.3][2] > by_time[0.2][2]
     assert all(r[3] == pytest.approx(r[2] / r[1], abs=1e-6) for r in rows)
+    assert read_metrics(tmp_path, "dam-break") == {"final_downstream_fraction": rows[-1][3]}
     for log in ("log.blockMesh", "log.setFields", "log.interFoam"):
         assert (tmp_path / log).read_text(encoding="utf-8").rstrip().endswith("End"), log

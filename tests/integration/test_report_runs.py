@@ -96,6 +96,22 @@ def check_completed_smoothie(gateway: Gateway, azurite: AzuriteFixture, job_id: 
     assert list(rows[0]) == MIXING_COLUMNS
     assert float(rows[0]["mixing_index"]) == pytest.approx(0, abs=1e-9)
     assert 0 < float(rows[-1]["mixing_index"]) <= 1
+    # The case's metrics, read by the wrapper from metrics.json and the CSV's last row, recorded with the job.
+    mixed = next(float(r["time_s"]) for r in rows if float(r["mixing_index"]) >= 0.95)
+    assert job["metrics"] == [
+        {
+            "name": "time_to_95_mixed",
+            "label": "Time to 95 % mixed",
+            "units": "s",
+            "value": pytest.approx(mixed, abs=1e-6),
+        },
+        {
+            "name": "final_mixing_index",
+            "label": "Final mixing index",
+            "units": None,
+            "value": float(rows[-1]["mixing_index"]),
+        },
+    ]
     assert (
         len(download(gateway, azurite, job_id, "concentration.csv"))
         == outputs["concentration.csv"]["size"]

@@ -20,7 +20,7 @@ import pytest
 
 from core import jobfolder
 from core.bodies import MAX_OUTPUTS, OUTPUT_FILE, StatusReport, parse_body
-from core.cases import LOG_OUTPUTS
+from core.cases import LOG_OUTPUTS, MAX_METRICS
 from tests.infra import load_wrapper
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,7 @@ def test_the_wrapper_agrees_with_the_gateway_on_logs_and_limits() -> None:
     }
     assert {o.content_type for o in LOG_OUTPUTS.values()} == {w.LOG_CONTENT_TYPE}
     assert w.MAX_OUTPUTS == MAX_OUTPUTS
+    assert w.MAX_METRICS == MAX_METRICS
 
 
 @pytest.mark.parametrize(
