@@ -219,6 +219,7 @@ class Operation:
         default_factory=dict
     )  # response headers by status
     documented: bool = True  # False for what is not API (the UI's files)
+    csv: bool = False  # its 200 may also be text/csv (a table to open in a spreadsheet)
 
     @property
     def path_parameters(self) -> list[str]:
@@ -345,6 +346,7 @@ def operation(
     query: tuple[Query[Any], ...] = (),
     headers: Mapping[int, tuple[str, ...]] | None = None,
     documented: bool = True,
+    csv: bool = False,
     registry: Registry = API,
 ) -> Callable[[Handler], Any]:
     """Declare the handler below as the HTTP function `method /route` of `bp` (see the module's docstring)."""
@@ -363,6 +365,7 @@ def operation(
             query,
             headers or {},
             documented,
+            csv,
         )
         registry.add(op)
         endpoint = answers_problems(_endpoint(op, handler))

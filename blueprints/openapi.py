@@ -171,6 +171,8 @@ def _success(code: int, answer: Model, op: Operation) -> dict[str, Any]:
             else _ref(answer)
         )
         response["content"] = {"application/json": {"schema": schema}}
+        if op.csv and code == 200:
+            response["content"]["text/csv"] = {"schema": {"type": "string"}}
     elif code == 200:
         response["content"] = {"application/json": {"schema": {"type": "object"}}}
     if code in op.headers:
@@ -199,7 +201,8 @@ def _carried(answer: Model) -> dict[str, str]:
         name: f"$response.body#/{field}"
         for name, param in PATH_PARAMETERS.items()
         for field in param.carried_by[::-1]  # the first field named wins
-        if field in fields and fields[field].is_required()  # an optional id may not be there to follow
+        if field in fields
+        and fields[field].is_required()  # an optional id may not be there to follow
     }
 
 

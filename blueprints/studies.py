@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from blueprints._contract import Answer, Call, flag, integer, operation, text
-from blueprints._http import app_url, link_header
+from blueprints._contract import Answer, Call, choice, flag, integer, operation, text
+from blueprints._http import api_headers, app_url, link_header
 from blueprints._lazy import lazy_module
 from core.errors import Conflict, InvalidValues, NotFound, Unavailable
 from core.limits import MAX_PER_PAGE
@@ -24,6 +24,9 @@ STORED = (
     NotFound,
     Unavailable,
 )  # any route that reads a study: not yours or no such study, storage down
+FORMAT = choice(
+    "format", "json (the default) or csv; `Accept: text/csv` asks for csv too", ("json", "csv")
+)
 DRY_RUN = flag("dry_run", "answer the runs the study would make, and make nothing")
 PER_PAGE = integer("per_page", "items a page", low=1, high=MAX_PER_PAGE, default=20)
 CURSOR = text(
@@ -104,6 +107,33 @@ def study_runs(call: Call) -> Answer:
     )
     links = {"Link": _next(call, f"/study/{study_id}/runs", cursor)} if cursor else None
     return Answer(page, headers=links)
+
+
+@operation(
+    bp,
+    "GET",
+    "study/{study_id}/results",
+    auth="user",
+    ok={200: ("StudyResult",)},
+    errors=STORED,
+    query=(FORMAT,),
+    csv=True,
+)
+def study_results(call: Call) -> Any:
+    """One row per run with its varied values and metrics; as CSV, to open in a spreadsheet, with
+    `?format=csv` or `Accept: text/csv`."""
+    study_id = call.path("study_id")
+    wanted = call.query(FORMAT) or ("csv" if _accepts_csv(call.req) else "json")
+    if wanted == "json":
+        return studies.study_results(call.caller, study_id)
+    text, filename = studies.results_csv(call.caller, study_id)
+    headers = api_headers({"Content-Disposition": f'attachment; filename="{filename}"'})
+    return func.HttpResponse(text, mimetype="text/csv", charset="utf-8", headers=headers)
+
+
+def _accepts_csv(req: func.HttpRequest) -> bool:
+    accept = (req.headers.get("Accept") or "").lower()
+    return "text/csv" in accept and "application/json" not in accept
 
 
 @operation(

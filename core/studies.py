@@ -15,6 +15,8 @@ Costs: show is one point read and one partition query of the study's runs (a req
 
 from __future__ import annotations
 
+import csv
+import io
 import secrets
 from typing import Any
 
@@ -35,10 +37,12 @@ from core.views import (
     StudyDetail,
     StudyHeader,
     StudyPlan,
+    StudyResult,
     StudyRun,
     latest_runs,
     study_detail,
     study_header,
+    study_result,
     study_run,
 )
 
@@ -200,6 +204,57 @@ def _offset(cursor: str | None) -> int:
     if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 9):
         raise NotFound("no page of runs at this cursor: it is not one this service gave out")
     return int(cursor)
+
+
+def study_results(caller: Principal, study_id: str) -> list[StudyResult]:
+    """One row per run (each index's latest), with its varied values and metrics, in index order."""
+    study = owned_study(caller, study_id)
+    varied = [str(a["name"]) for a in study.axes]
+    return [
+        study_result(r, varied)
+        for r in latest_runs(services().jobs.of_study(study.owner, study_id))
+    ]
+
+
+def results_csv(caller: Principal, study_id: str) -> tuple[str, str]:
+    """The study's results as CSV text, one row per run, and a file name for it: the varied fields with
+    their units, then each metric the case declares, with its units."""
+    study = owned_study(caller, study_id)
+    case = get_catalog().get(study.case_id)
+    fields = {f.name: f for f in case.leaves()}
+    varied = [str(a["name"]) for a in study.axes]
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180, as Excel reads it
+    out.writerow(
+        ["run", "status", *(_titled(n, fields[n].units) for n in varied)]
+        + [_titled(m.name, m.units) for m in case.metrics]
+        + ["job_id"]
+    )
+    for row in study_results(caller, study_id):
+        values = [_cell(row.values.get(n)) for n in varied]
+        metrics = [_cell(row.metrics.get(m.name)) for m in case.metrics]
+        out.writerow([row.index + 1, row.status.value, *values, *metrics, row.job_id])
+    return buffer.getvalue(), f"{case.slug}-study-{study.study_id[-6:]}.csv"
+
+
+def _titled(name: str, units: str | None) -> str:
+    return f"{name} ({units})" if units else name
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # A cell a spreadsheet would read as a formula is written as text (CSV injection).
+    return (
+        f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text) else text
+    )
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def run_study(caller: Principal, study_id: str) -> StudyDetail:

@@ -442,3 +442,24 @@ def study_run(run: Job, varied: list[str]) -> StudyRun:
         updated_at=run.updated_at,
         links={"job": f"/job/{run.job_id}", "status": f"/job/{run.job_id}/status"},
     )
+
+
+class StudyResult(_View):
+    """One run's row of a study's results: its place, its varied values and the metrics it reported."""
+
+    index: int
+    job_id: str
+    status: JobState
+    values: dict[str, Value]
+    metrics: dict[str, float]
+
+
+def study_result(run: Job, varied: list[str]) -> StudyResult:
+    """One run's row of its study's results."""
+    return StudyResult(
+        index=run.study_index or 0,
+        job_id=run.job_id,
+        status=run.status,
+        values={name: run.values[name] for name in varied if name in run.values},
+        metrics=dict(run.metrics),
+    )

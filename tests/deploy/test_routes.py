@@ -44,6 +44,7 @@ EXPECTED_ROUTES = {
     ("GET", "study/{study_id}"): "show_study",
     ("POST", "study/{study_id}"): "run_study",
     ("GET", "study/{study_id}/runs"): "study_runs",
+    ("GET", "study/{study_id}/results"): "study_results",
     ("POST", "study/{study_id}/cancel"): "cancel_study",
     ("POST", "study/{study_id}/rerun"): "rerun_study",
     ("DELETE", "study/{study_id}"): "delete_study",

@@ -3,6 +3,8 @@ Table Storage's batched transactions, a study run for real on the embedded simul
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import pytest
@@ -108,6 +110,18 @@ def test_a_study_runs_on_the_embedded_simulator_and_its_counts_follow_its_runs(
         ({"blade_speed": 6000}, "COMPLETED"),
         ({"blade_speed": 12000}, "COMPLETED"),
         ({"blade_speed": 24000}, "COMPLETED"),
+    ]
+    results = gateway.call("GET", f"/study/{study_id}/results", user=USER).body
+    assert [r["values"]["blade_speed"] for r in results] == [6000, 12000, 24000]
+    assert all(0 < r["metrics"]["final_mixing_index"] <= 1 for r in results)
+    table = gateway.call("GET", f"/study/{study_id}/results?format=csv", user=USER)
+    assert table.headers["content-type"].startswith("text/csv")
+    assert "attachment" in table.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(table.raw.decode("utf-8"))))
+    assert [(r["run"], r["status"], r["blade_speed (rpm)"]) for r in rows] == [
+        ("1", "COMPLETED", "6000"),
+        ("2", "COMPLETED", "12000"),
+        ("3", "COMPLETED", "24000"),
     ]
     assert gateway.call("POST", f"/study/{study_id}/rerun", user=USER).status == 409  # none failed
     assert gateway.call("DELETE", f"/study/{study_id}", user=USER).status == 204

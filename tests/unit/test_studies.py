@@ -276,3 +276,29 @@ def test_the_counts_are_the_runs_states_whatever_races_them(jobs: FakeJobs) -> N
         states[run.status.value] = states.get(run.status.value, 0) + 1
     assert shown.counts == states
     assert sum(shown.counts.values()) == made.runs == 41
+
+
+def test_results_have_a_row_per_run_as_json_and_as_csv_for_a_spreadsheet(jobs: FakeJobs) -> None:
+    made = studies.create_study(
+        ALICE,
+        body(
+            {"name": "blade_speed", "values": [3000, 6000]},
+            {"name": "label", "values": ["=HYPERLINK(1)", "plain"]},
+            combine="zip",
+        ),
+    )
+    runs = jobs.of_study(ALICE.user_id, made.study_id)
+    jobs.put(replace(runs[0], status=JobState.COMPLETED, metrics={"final_mixing_index": -0.5}))
+    rows = studies.study_results(ALICE, made.study_id)
+    assert [(r.index, r.status, r.values["blade_speed"], r.metrics) for r in rows] == [
+        (0, JobState.COMPLETED, 3000, {"final_mixing_index": -0.5}),
+        (1, JobState.DRAFT, 6000, {}),
+    ]
+    text, filename = studies.results_csv(ALICE, made.study_id)
+    lines = text.split("\r\n")
+    assert lines[0] == (
+        "run,status,blade_speed (rpm),label,time_to_95_mixed (s),final_mixing_index,job_id"
+    )
+    assert lines[1].startswith("1,COMPLETED,3000,'=HYPERLINK(1),,-0.5,")  # a formula stays text
+    assert lines[2].startswith("2,DRAFT,6000,plain,,,")
+    assert filename == f"smoothie-study-{made.study_id[-6:]}.csv"
