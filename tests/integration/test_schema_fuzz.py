@@ -30,6 +30,11 @@ from typing import Any
 
 import pytest
 import schemathesis
+
+# Loaded now, at collection, not on first use: CPython 3.11.7 can fail to parse a module later in a session
+# ("AST constructor recursion depth mismatch", python/cpython#106905), and pytest rewrites schemathesis' modules
+# as it imports them.
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import CHECKS, is_check_class, load_all_checks
