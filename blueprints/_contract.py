@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import azure.functions as func
 
-from blueprints._http import STATUS, answers_problems, header_value, json_body, json_response
+from blueprints._http import (
+    STATUS,
+    answers_problems,
+    header_value,
+    json_body,
+    json_response,
+    link_header,
+)
 from blueprints._lazy import lazy_module
 from core.errors import (
     GatewayError,
@@ -311,6 +318,14 @@ class Call:
         """A request header."""
         value: str | None = self.req.headers.get(name)
         return value
+
+    def next_page(self, path: str, cursor: str | None) -> dict[str, str] | None:
+        """The `Link: rel="next"` header of a cursor-paged list at `path`: this request's own query with the
+        new cursor (the path is the route's, not the request's); None on the last page."""
+        if not cursor:
+            return None
+        query = {k: v for k, v in self.req.params.items() if k != "cursor"} | {"cursor": cursor}
+        return {"Link": link_header(path, {"next": query})}
 
     @property
     def body(self) -> Any:

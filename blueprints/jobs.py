@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from blueprints._contract import Answer, Call, choice, flag, integer, operation, text
-from blueprints._http import app_url, link_header
+from blueprints._http import app_url
 from blueprints._lazy import lazy_module
 from core.errors import Conflict, Forbidden, InvalidValues, NotFound, Unavailable
 from core.limits import CURSOR, MAX_CASE_ID, MAX_CURSOR, MAX_PER_PAGE
@@ -75,13 +75,7 @@ def list_jobs(call: Call) -> Answer:
         cursor=call.query(CURSOR_QUERY),
         everyone=call.query(EVERYONE),
     )
-    return Answer(page, headers={"Link": _next_link(call, cursor)} if cursor else None)
-
-
-def _next_link(call: Call, cursor: str) -> str:
-    """The next page: this request's own query with the new cursor (the path is the route's, not the request's)."""
-    query = {k: v for k, v in call.req.params.items() if k != "cursor"} | {"cursor": cursor}
-    return link_header("/job", {"next": query})
+    return Answer(page, headers=call.next_page("/job", cursor))
 
 
 @operation(bp, "GET", "job/{job_id}", auth="user", ok={200: "JobDetail"}, errors=STORED)

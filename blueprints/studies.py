@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from blueprints._contract import Answer, Call, choice, flag, integer, operation, text
-from blueprints._http import api_headers, app_url, link_header
+from blueprints._http import api_headers, app_url
 from blueprints._lazy import lazy_module
 from core.errors import Conflict, InvalidValues, NotFound, Unavailable
 from core.limits import MAX_PER_PAGE
@@ -67,7 +67,7 @@ def create_study(call: Call) -> Answer:
 def list_studies(call: Call) -> Answer:
     """The caller's studies, newest first, a page at a time; `Link: rel="next"` carries the cursor."""
     page, cursor = studies.list_studies(call.caller, call.query(PER_PAGE), call.query(CURSOR))
-    return Answer(page, headers={"Link": _next(call, "/study", cursor)} if cursor else None)
+    return Answer(page, headers=call.next_page("/study", cursor))
 
 
 @operation(bp, "GET", "study/{study_id}", auth="user", ok={200: "StudyDetail"}, errors=STORED)
@@ -105,8 +105,7 @@ def study_runs(call: Call) -> Answer:
     page, cursor = studies.study_runs(
         call.caller, study_id, call.query(PER_PAGE), call.query(CURSOR)
     )
-    links = {"Link": _next(call, f"/study/{study_id}/runs", cursor)} if cursor else None
-    return Answer(page, headers=links)
+    return Answer(page, headers=call.next_page(f"/study/{study_id}/runs", cursor))
 
 
 @operation(
@@ -168,8 +167,3 @@ def rerun_study(call: Call) -> Answer:
 def delete_study(call: Call) -> None:
     """Remove the study with its runs and their outputs: 204; 409 while a run is active."""
     studies.delete_study(call.caller, call.path("study_id"))
-
-
-def _next(call: Call, path: str, cursor: str) -> str:
-    query = {k: v for k, v in call.req.params.items() if k != "cursor"} | {"cursor": cursor}
-    return link_header(path, {"next": query})
